@@ -197,6 +197,8 @@ class Subscription:
     # -- offering (publish side) ------------------------------------------------------------
     def _kick(self) -> None:
         if self.is_async:
+            if self.task is None:
+                self.bus._start_worker(self)
             wake = self._wake
             if wake is not None and not wake.done():
                 wake.set_result(None)
@@ -561,13 +563,20 @@ class Bus:
         )
         self._subs.append(sub)
         self._invalidate_routes()
+        if self._loop is None:
+            try:
+                self.bind()
+            except RuntimeError:
+                pass  # subscribed outside a running loop: bound by the first publish
         if self._loop is not None:
             self._start_worker(sub)
         return sub
 
     def _start_worker(self, sub: Subscription) -> None:
-        if sub.is_async and sub.task is None and self._loop is not None:
-            sub.task = self._loop.create_task(sub._work(), name=f"bus-subscriber:{sub.name}")
+        if not sub.is_async or sub.task is not None or not sub.active:
+            return
+        loop = self._loop if self._loop is not None else self.bind()
+        sub.task = loop.create_task(sub._work(), name=f"bus-subscriber:{sub.name}")
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
