@@ -564,10 +564,9 @@ class Bus:
         self._subs.append(sub)
         self._invalidate_routes()
         if self._loop is None:
-            try:
+            # subscribed outside a running loop: bound by the first publish instead
+            with contextlib.suppress(RuntimeError):
                 self.bind()
-            except RuntimeError:
-                pass  # subscribed outside a running loop: bound by the first publish
         if self._loop is not None:
             self._start_worker(sub)
         return sub
