@@ -1,25 +1,665 @@
-"""Storage: durable SQLite store of events and aggregates.
+"""Storage: durable SQLite store of host events, windowed aggregates and module state.
 
-Placeholder: registers with the bus and says so; the real module lands with its issue.
+See docs/STORAGE.md for the schema, the PRAGMAs and why, group commit, retention and recovery.
+
+Theory of operation
+-------------------
+* :meth:`Storage.open` opens (or creates, or recovers) the database under the path it was given
+  and starts the writer thread (:mod:`modules.storage_writer`); all SQLite work happens there,
+  the event loop only awaits futures.  A lock file next to the database keeps a second service
+  (and ``skelly forget``) away while it is open.
+* :meth:`Storage.commit` is DataCapture's durable-acknowledgement path (``EventSink``): it returns
+  only after the events are committed with WAL + ``synchronous=FULL``; concurrent callers share
+  one transaction (group commit).  Duplicates by (host_id, session_id, seq) are ignored.
+* As a bus module (:meth:`start`) it also runs three named tasks:
+
+  - *windows* — on EVENT time (the injectable ``clock``), every ``emit_every_s`` it publishes an
+    EventBatch for the window ``[end - window_s, end)`` where ``end`` is a multiple of
+    ``emit_every_s`` and the emission happens ``window_grace_s`` after ``end`` (so late acks are
+    in).  Every ``aggregate_bucket_s`` it also stores per-host aggregates of the bucket that just
+    closed (kept ``aggregate_retention_days``).  The events come from an in-memory buffer of
+    newly committed events (bounded by ``window_max_events``), seeded from the database at start.
+  - *retention* — every ``purge_interval_s`` of event time, deletes raw events older than
+    ``raw_retention_hours`` and aggregates/state segments older than ``aggregate_retention_days``.
+  - *status* — StorageStatus to the orchestrator every ``status_interval_s`` (real time) and at
+    once on trouble (High priority), with the PRAGMAs re-checked each time.
+
+  AnalysisComplete results are folded into state segments (start, end, state) so ``export`` keeps
+  a state history after the raw events are gone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from bus import ModuleId
+import orjson
+
+from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
+from bus.messages import AnalysisComplete, EventBatch, RawEvent, StorageStatus
 from modules.base import Module
+from modules.storage_db import (
+    LOCK_SUFFIX,
+    Database,
+    OpenResult,
+    StorageError,
+    check_pragmas,
+    database_path,
+    open_database,
+)
+from modules.storage_writer import Writer, WriterClosedError, WriterStats
+
+log = logging.getLogger("skelly.storage")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+
+__all__ = [
+    "DatabaseLockedError",
+    "Storage",
+    "StorageConfig",
+    "StorageError",
+]
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    pass
+    filename: str = "skelly.db"
+    """Database file name inside the data directory."""
+    commit_max_wait_s: float = 1.0
+    """Group commit: the longest an event waits for companions before its transaction starts.
+    0 commits at once whenever the writer is idle.  Fewer transactions = fewer fsyncs = less
+    SD-card wear."""
+    commit_batch_events: int = 100
+    """Group commit: start the transaction at once when this many events are waiting."""
+    window_s: float = 30.0
+    """Length of an EventBatch window (event time, seconds)."""
+    emit_every_s: float = 10.0
+    """An EventBatch is published every this many seconds of event time."""
+    window_grace_s: float = 1.5
+    """A window ending at T is published at T + grace, so events acknowledged late are in it."""
+    window_max_events: int = 20_000
+    """Upper bound of the in-memory window buffer (oldest dropped and counted beyond it)."""
+    aggregate_bucket_s: float = 60.0
+    """Per-host aggregates are stored for buckets of this length (must be a multiple of
+    emit_every_s)."""
+    raw_retention_hours: float = 24.0
+    """Raw timing events are deleted after this many hours (keystroke timing can identify a
+    person)."""
+    aggregate_retention_days: float = 365.0
+    """Windowed aggregates and the state history are kept this many days."""
+    purge_interval_s: float = 600.0
+    """How often (event time) the retention purge runs."""
+    status_interval_s: float = 30.0
+    """How often (real time) StorageStatus is published."""
+    integrity_check_on_start: bool = True
+    """Run PRAGMA quick_check when opening; a damaged database is moved aside."""
+
+    def __post_init__(self) -> None:
+        positive = (
+            "window_s",
+            "emit_every_s",
+            "aggregate_bucket_s",
+            "raw_retention_hours",
+            "aggregate_retention_days",
+            "purge_interval_s",
+            "status_interval_s",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"storage.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.commit_max_wait_s < 0 or self.commit_max_wait_s > 10:
+            raise ValueError(
+                f"storage.commit_max_wait_s must be between 0 and 10, got {self.commit_max_wait_s}"
+            )
+        if self.commit_batch_events < 1:
+            raise ValueError("storage.commit_batch_events must be >= 1")
+        if self.window_grace_s < 0:
+            raise ValueError("storage.window_grace_s must be >= 0")
+        if self.window_max_events < 1:
+            raise ValueError("storage.window_max_events must be >= 1")
+        ratio = self.aggregate_bucket_s / self.emit_every_s
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ValueError(
+                "storage.aggregate_bucket_s must be a whole multiple of storage.emit_every_s "
+                f"(got {self.aggregate_bucket_s} and {self.emit_every_s})"
+            )
+        if not self.filename or "/" in self.filename:
+            raise ValueError(f"storage.filename must be a plain file name, got {self.filename!r}")
+
+
+class DatabaseLockedError(StorageError):
+    """Another process (a running service) holds the database."""
+
+
+def acquire_lock(db: Path) -> int:
+    """Take the exclusive lock file next to ``db``; return its fd.  Raise if someone holds it."""
+    lock_path = db.with_name(db.name + LOCK_SUFFIX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = os.pread(fd, 32, 0).decode().strip()
+        os.close(fd)
+        who = f" (pid {holder})" if holder else ""
+        raise DatabaseLockedError(
+            f"the database {db} is in use by another skelly process{who}; "
+            "stop the service first (e.g. `sudo systemctl stop skelly`)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def bucket_stats(events: Sequence[RawEvent]) -> dict[str, Any]:
+    """Aggregates of one host's events in one bucket (timing and categories only)."""
+    kinds: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    corrections = clicks = 0
+    speed_sum = 0.0
+    speed_n = 0
+    idle_s = 0.0
+    for ev in events:
+        kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
+        if ev.kind == "key":
+            corrections += 1 if ev.get("correction") else 0
+        elif ev.kind == "mouse":
+            clicks += int(ev.get("clicks", 0) or 0)
+            speed = ev.get("speed")
+            if isinstance(speed, (int, float)) and not isinstance(speed, bool):
+                speed_sum += float(speed)
+                speed_n += 1
+        elif ev.kind == "focus":
+            cat = str(ev.get("category", "other"))
+            categories[cat] = categories.get(cat, 0) + 1
+        elif ev.kind == "idle":
+            dur = ev.get("duration_s", 0.0)
+            if isinstance(dur, (int, float)) and not isinstance(dur, bool):
+                idle_s += float(dur)
+    return {
+        "kinds": kinds,
+        "corrections": corrections,
+        "clicks": clicks,
+        "mouse_speed_mean": speed_sum / speed_n if speed_n else 0.0,
+        "focus_switches": kinds.get("focus", 0),
+        "categories": categories,
+        "idle_s": idle_s,
+    }
 
 
 class Storage(Module):
-    name = ModuleId.STORAGE
-    placeholder = True
+    """The durable store; implements DataCapture's ``EventSink`` (``commit``/``resume_point``)."""
 
-    def __init__(self, config: StorageConfig | None = None) -> None:
+    name = ModuleId.STORAGE
+
+    def __init__(
+        self,
+        config: StorageConfig | None = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep | None = None,
+    ) -> None:
+        """``path`` is the database file or the directory to keep it in (``config.filename``
+        inside).  ``clock`` gives EVENT time (host wall-clock seconds; a SimClock's ``now`` in the
+        simulator); ``sleep(seconds)`` waits that many seconds of the same clock (default
+        ``asyncio.sleep``; pass the SimClock's sleep with time compression)."""
         super().__init__()
         self.config = config or StorageConfig()
+        self._path_arg = path
+        self.clock = clock
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._writer: Writer | None = None
+        self._lock_fd: int | None = None
+        self.open_result: OpenResult | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._problem = ""
+        self.events_total = 0
+        self.last_commit_ts = 0.0
+        # windows
+        self._windowing = False
+        self._buffer: list[RawEvent] = []
+        self._buffer_dropped = 0
+        self._next_k: int | None = None
+        self._last_host = ""
+        self.windows_emitted = 0
+        # state segments from AnalysisComplete: [start, end, state, windows, confidence_sum]
+        self._segment: list[Any] | None = None
+
+    # -- paths ------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        if self._path_arg is None:
+            raise StorageError(
+                "Storage needs a database path or directory: Storage(config, config.state_dir())"
+            )
+        p = Path(self._path_arg).expanduser()
+        if p.is_dir() or (not p.exists() and p.suffix == ""):
+            return p / self.config.filename
+        return database_path(p)
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        return self._require_writer().stats
+
+    # -- open / close -----------------------------------------------------------------------------
+    async def open(self) -> OpenResult:
+        """Open the database and start the writer.  Idempotent.  A corrupt database is moved
+        aside and a fresh one created (``open_result.recovered`` says so)."""
+        if self._writer is not None:
+            assert self.open_result is not None
+            return self.open_result
+        db_path = self.path
+        await asyncio.to_thread(db_path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd = await asyncio.to_thread(acquire_lock, db_path)
+        try:
+            db, result = await asyncio.to_thread(
+                open_database,
+                db_path,
+                check=self.config.integrity_check_on_start,
+                now=time.time(),
+            )
+            self.events_total = await asyncio.to_thread(db.count_events)
+        except BaseException:
+            release_lock(self._lock_fd)
+            self._lock_fd = None
+            raise
+        self.open_result = result
+        self._writer = Writer(
+            db,
+            max_wait_s=self.config.commit_max_wait_s,
+            batch_events=self.config.commit_batch_events,
+            on_error=self._writer_error_threadside,
+        )
+        self._writer.start()
+        if result.recovered:
+            log.error("storage: %s", result.recovered)
+            self._problem = result.recovered
+        return result
+
+    async def close(self) -> None:
+        """Finish pending writes and close (every acknowledged commit is already durable)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close()
+        if self._lock_fd is not None:
+            release_lock(self._lock_fd)
+            self._lock_fd = None
+
+    async def __aenter__(self) -> Storage:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _require_writer(self) -> Writer:
+        if self._writer is None:
+            raise StorageError("storage is not open; call `await storage.open()` first")
+        return self._writer
+
+    # -- EventSink --------------------------------------------------------------------------------
+    async def commit(self, events: Sequence[RawEvent]) -> int:
+        """Store ``events`` durably; return how many were new.  Returns only after the WAL is
+        fsynced (``synchronous=FULL``).  Raises :class:`StorageError` if the write failed —
+        then none of these events is acknowledged."""
+        if not events:
+            return 0
+        writer = self._require_writer()
+        try:
+            new = await writer.commit(events)
+        except WriterClosedError as exc:
+            raise StorageError(str(exc)) from exc
+        except Exception as exc:
+            self._trouble(f"commit failed: {exc}")
+            raise StorageError(
+                f"could not store {len(events)} events: {exc}; they are not acknowledged"
+            ) from exc
+        self.events_total += len(new)
+        self.last_commit_ts = self.clock()
+        if new and self._windowing:
+            self._buffer_new(new)
+        return len(new)
+
+    async def resume_point(self, host_id: str, session_id: str) -> int:
+        """Highest seq stored for that session (0 if none); kept even after retention."""
+        writer = self._require_writer()
+        return await writer.call(lambda db: db.resume_point(host_id, session_id))
+
+    # -- key/value state (Gamification progress) --------------------------------------------------
+    async def get_state(self, key: str) -> Any:
+        """The JSON value stored under ``key`` (decoded), or None."""
+        raw = await self._require_writer().call(lambda db: db.get_state(key))
+        return None if raw is None else orjson.loads(raw)
+
+    async def put_state(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value (or a JSON text given as bytes) durably under
+        ``key``."""
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise ValueError(f"state key must be a non-empty string of <= 200 chars, got {key!r}")
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"state value for {key!r} is not valid JSON: {exc}") from None
+            text = bytes(value).decode()
+        else:
+            try:
+                text = orjson.dumps(value).decode()
+            except TypeError as exc:
+                raise ValueError(
+                    f"state value for {key!r} is not JSON-serialisable: {exc}"
+                ) from None
+        now = self.clock()
+
+        def put(db: Database) -> None:
+            with db.transaction():
+                db.put_state(key, text, now)
+
+        await self._require_writer().call(put)
+
+    async def delete_state(self, key: str) -> bool:
+        def delete(db: Database) -> bool:
+            with db.transaction():
+                return db.delete_state(key)
+
+        return await self._require_writer().call(delete)
+
+    # -- retention --------------------------------------------------------------------------------
+    async def purge(self, now: float | None = None) -> tuple[int, int]:
+        """Delete raw events older than the raw retention and aggregates/state segments older
+        than the aggregate retention (relative to ``now``, default the clock).  Returns
+        (events deleted, aggregate rows deleted).  Runs in chunks so commits interleave."""
+        now = self.clock() if now is None else now
+        writer = self._require_writer()
+        raw_cutoff = now - self.config.raw_retention_hours * 3600.0
+        agg_cutoff = now - self.config.aggregate_retention_days * 86400.0
+        limit = 5000
+
+        def chunk(db: Database) -> int:
+            with db.transaction():
+                return db.purge_events(raw_cutoff, limit)
+
+        deleted = 0
+        while True:
+            n = await writer.call(chunk)
+            deleted += n
+            if n < limit:
+                break
+
+        def rest(db: Database) -> int:
+            with db.transaction():
+                n = db.purge_aggregates(agg_cutoff)
+            free, pages = db.conn.execute(
+                "SELECT freelist_count, page_count FROM pragma_freelist_count, pragma_page_count"
+            ).fetchone()
+            if free > 256 and free * 4 > pages:
+                db.incremental_vacuum(free)
+            return int(n)
+
+        agg_deleted = await writer.call(rest)
+        self.events_total = max(0, self.events_total - deleted)
+        if deleted or agg_deleted:
+            log.info("retention purge: %d raw events, %d aggregate rows", deleted, agg_deleted)
+        return deleted, agg_deleted
+
+    # -- windows ----------------------------------------------------------------------------------
+    def _buffer_new(self, new: Sequence[RawEvent]) -> None:
+        horizon = self._horizon()
+        buf = self._buffer
+        for ev in new:
+            if ev.ts >= horizon:
+                buf.append(ev)
+        self._last_host = new[-1].host_id
+        over = len(buf) - self.config.window_max_events
+        if over > 0:
+            del buf[:over]
+            self._buffer_dropped += over
+
+    def _span(self) -> float:
+        return max(self.config.window_s, self.config.aggregate_bucket_s)
+
+    def _horizon(self) -> float:
+        if self._next_k is None:
+            return -math.inf
+        return self._next_k * self.config.emit_every_s - self._span()
+
+    def emit_due(self, now: float | None = None) -> list[EventBatch]:
+        """Publish every window whose end + grace has passed at ``now`` (event time) and store
+        the aggregates of buckets that closed; return the batches published.  The periodic task
+        calls this; tests call it with a fake clock."""
+        cfg = self.config
+        now = self.clock() if now is None else now
+        every = cfg.emit_every_s
+        due_k = math.floor((now - cfg.window_grace_s) / every + 1e-9)
+        if self._next_k is None:
+            self._next_k = due_k
+        max_catchup = max(1, math.ceil(cfg.window_s / every))
+        if due_k - self._next_k >= max_catchup:
+            # the clock jumped (suspend, clock step): emit only the last few windows
+            self._next_k = due_k - max_catchup + 1
+        batches: list[EventBatch] = []
+        per_bucket = round(cfg.aggregate_bucket_s / every)
+        aggregates: list[tuple[str, float, float, int, dict[str, Any]]] = []
+        while self._next_k <= due_k:
+            end = self._next_k * every
+            start = end - cfg.window_s
+            batches.extend(self._window(start, end))
+            if self._next_k % per_bucket == 0:
+                aggregates.extend(self._aggregates(end - cfg.aggregate_bucket_s, end))
+            self._next_k += 1
+        horizon = self._horizon()
+        self._buffer = [e for e in self._buffer if e.ts >= horizon]
+        if self._bus is not None:
+            for batch in batches:
+                self.publish(batch)
+        self.windows_emitted += len(batches)
+        if aggregates and self._writer is not None:
+            self._background(self._store_aggregates(aggregates), "storing aggregates")
+        return batches
+
+    def _window(self, start: float, end: float) -> list[EventBatch]:
+        evs = sorted((e for e in self._buffer if start <= e.ts < end), key=lambda e: (e.ts, e.seq))
+        if not evs:
+            return [EventBatch(start, end, (), self._last_host)]
+        hosts: dict[str, list[RawEvent]] = {}
+        for e in evs:
+            hosts.setdefault(e.host_id, []).append(e)
+        return [EventBatch(start, end, tuple(h), host) for host, h in hosts.items()]
+
+    def _aggregates(
+        self, start: float, end: float
+    ) -> list[tuple[str, float, float, int, dict[str, Any]]]:
+        hosts: dict[str, list[RawEvent]] = {}
+        for e in self._buffer:
+            if start <= e.ts < end:
+                hosts.setdefault(e.host_id, []).append(e)
+        return [(h, start, end, len(evs), bucket_stats(evs)) for h, evs in hosts.items()]
+
+    async def _store_aggregates(
+        self, rows: list[tuple[str, float, float, int, dict[str, Any]]]
+    ) -> None:
+        def put(db: Database) -> None:
+            with db.transaction():
+                for row in rows:
+                    db.put_aggregate(*row)
+
+        await self._require_writer().call(put)
+
+    async def _seed_buffer(self) -> None:
+        now = self.clock()
+        start = now - self._span() - self.config.emit_every_s - self.config.window_grace_s
+        evs = await self._require_writer().call(lambda db: db.events_between(start, math.inf))
+        self._buffer = evs[-self.config.window_max_events :]
+        if evs:
+            self._last_host = evs[-1].host_id
+
+    # -- analysis results -> state segments -------------------------------------------------------
+    def _on_analysis(self, env: Envelope) -> None:
+        msg = env.payload
+        assert isinstance(msg, AnalysisComplete)
+        seg = self._segment
+        gap = 3 * self.config.emit_every_s
+        if (
+            seg is not None
+            and seg[2] == msg.state.value
+            and msg.window_end >= seg[1]
+            and msg.window_end - seg[1] <= gap
+        ):
+            seg[1] = msg.window_end
+            seg[3] += 1
+            seg[4] += msg.confidence
+        else:
+            seg = [msg.window_end - self.config.emit_every_s, msg.window_end, msg.state.value, 1]
+            seg.append(msg.confidence)
+            self._segment = seg
+        values = (float(seg[0]), float(seg[1]), str(seg[2]), int(seg[3]), float(seg[4]))
+
+        def put(db: Database) -> None:
+            with db.transaction():
+                db.put_state_segment(*values)
+
+        if self._writer is not None:
+            self._background(self._require_writer().call(put), "storing the state history")
+
+    # -- status -----------------------------------------------------------------------------------
+    def _writer_error_threadside(self, exc: BaseException) -> None:
+        bus = self._bus
+        if bus is not None and bus.loop is not None:
+            with contextlib.suppress(RuntimeError):
+                bus.loop.call_soon_threadsafe(self._trouble, f"write failed: {exc}")
+
+    def _trouble(self, detail: str) -> None:
+        self._problem = detail
+        log.error("storage: %s", detail)
+        if self._bus is not None:
+            self.set_status(ModuleStatus.DEGRADED, detail)
+            self.publish(self.status_message(), priority=Priority.HIGH)
+
+    def status_message(self) -> StorageStatus:
+        writer = self._writer
+        ok = writer is not None and writer.alive and not self._problem
+        detail = self._problem or ("ok" if ok else "not open")
+        if self._buffer_dropped:
+            detail += f"; window buffer dropped {self._buffer_dropped} events (over the limit)"
+        return StorageStatus(
+            ok=ok,
+            events_total=self.events_total,
+            pending=writer.pending_events if writer is not None else 0,
+            last_commit_ts=self.last_commit_ts,
+            detail=detail,
+        )
+
+    def _background(self, coro: Awaitable[Any], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:
+                self._trouble(f"{what} failed: {exc}")
+
+        task = asyncio.get_running_loop().create_task(guarded(), name=f"storage-{what}")
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    # -- module lifecycle -------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        try:
+            result = await self.open()
+        except StorageError as exc:
+            # Never a crash loop: stay registered, say what is wrong, refuse commits.
+            self._problem = str(exc)
+            self.set_status(ModuleStatus.UNHEALTHY, str(exc))
+            self.publish(self.status_message(), priority=Priority.HIGH)
+            return
+        if result.recovered:
+            self.set_status(ModuleStatus.DEGRADED, result.recovered)
+            self.publish(self.status_message(), priority=Priority.HIGH)
+        self._windowing = True
+        await self._seed_buffer()
+        self.emit_due()  # fixes the window grid at the current time
+        self.subscribe(
+            self._on_analysis,
+            types=AnalysisComplete,
+            sources=ModuleId.ANALYSIS,
+            mode=Delivery.BEST_EFFORT,
+            maxsize=256,
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks += [
+            loop.create_task(self._window_loop(), name="storage-windows"),
+            loop.create_task(self._purge_loop(), name="storage-retention"),
+            loop.create_task(self._status_loop(), name="storage-status"),
+        ]
+
+    async def on_stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._windowing = False
+        await self.close()
+
+    async def _window_loop(self) -> None:
+        cfg = self.config
+        while True:
+            assert self._next_k is not None
+            due_at = self._next_k * cfg.emit_every_s + cfg.window_grace_s
+            await self._sleep(max(0.0, due_at - self.clock()))
+            self.emit_due()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception as exc:
+                self._trouble(f"retention purge failed: {exc}")
+            await self._sleep(self.config.purge_interval_s)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await self._check_pragmas()
+            self.publish(self.status_message())
+            await asyncio.sleep(self.config.status_interval_s)
+
+    async def _check_pragmas(self) -> None:
+        if self._writer is None:
+            return
+        try:
+            await self._writer.call(lambda db: check_pragmas(db.conn))
+        except StorageError as exc:
+            self._problem = str(exc)
+            self.set_status(ModuleStatus.UNHEALTHY, str(exc))
+            self.publish(self.status_message(), priority=Priority.HIGH)
+
+    def health(self) -> tuple[ModuleStatus, str]:
+        writer = self._writer
+        if self.status is ModuleStatus.HEALTHY and writer is not None and not writer.alive:
+            return ModuleStatus.UNHEALTHY, "storage writer thread has stopped"
+        return self.status, self.detail

@@ -29,7 +29,7 @@ def build_modules(config: Config) -> list[Module]:
     return [
         EventBusModule(),
         Orchestrator(config.orchestrator),
-        Storage(config.storage),
+        Storage(config.storage, config.state_dir()),
         DataCapture(config.ingest),
         AnalysisEngine(config.analysis),
         Gamification(config.gamification),
