@@ -54,6 +54,7 @@ from modules.storage_db import (
     StorageError,
     check_pragmas,
     database_path,
+    ensure_dir,
     open_database,
 )
 from modules.storage_writer import Writer, WriterClosedError, WriterStats
@@ -144,7 +145,13 @@ class DatabaseLockedError(StorageError):
 def acquire_lock(db: Path) -> int:
     """Take the exclusive lock file next to ``db``; return its fd.  Raise if someone holds it."""
     lock_path = db.with_name(db.name + LOCK_SUFFIX)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the lock file {lock_path}: {exc.strerror}; "
+            "the data directory must be writable by the service user"
+        ) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -240,6 +247,8 @@ class Storage(Module):
         self._next_k: int | None = None
         self._last_host = ""
         self.windows_emitted = 0
+        self.purges = 0
+        """Retention purges run by the periodic task."""
         # state segments from AnalysisComplete: [start, end, state, windows, confidence_sum]
         self._segment: list[Any] | None = None
 
@@ -271,7 +280,7 @@ class Storage(Module):
             assert self.open_result is not None
             return self.open_result
         db_path = self.path
-        await asyncio.to_thread(db_path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await asyncio.to_thread(ensure_dir, db_path.parent)
         self._lock_fd = await asyncio.to_thread(acquire_lock, db_path)
         try:
             db, result = await asyncio.to_thread(
@@ -445,6 +454,13 @@ class Storage(Module):
             return -math.inf
         return self._next_k * self.config.emit_every_s - self._span()
 
+    def start_windows(self, now: float | None = None) -> None:
+        """Fix the window grid: the first window published is the first one whose end + grace
+        is after ``now`` (nothing is published for the past)."""
+        cfg = self.config
+        now = self.clock() if now is None else now
+        self._next_k = math.floor((now - cfg.window_grace_s) / cfg.emit_every_s + 1e-9) + 1
+
     def emit_due(self, now: float | None = None) -> list[EventBatch]:
         """Publish every window whose end + grace has passed at ``now`` (event time) and store
         the aggregates of buckets that closed; return the batches published.  The periodic task
@@ -455,6 +471,8 @@ class Storage(Module):
         due_k = math.floor((now - cfg.window_grace_s) / every + 1e-9)
         if self._next_k is None:
             self._next_k = due_k
+        if due_k < self._next_k:
+            return []
         max_catchup = max(1, math.ceil(cfg.window_s / every))
         if due_k - self._next_k >= max_catchup:
             # the clock jumped (suspend, clock step): emit only the last few windows
@@ -601,7 +619,7 @@ class Storage(Module):
             self.publish(self.status_message(), priority=Priority.HIGH)
         self._windowing = True
         await self._seed_buffer()
-        self.emit_due()  # fixes the window grid at the current time
+        self.start_windows()
         self.subscribe(
             self._on_analysis,
             types=AnalysisComplete,
@@ -640,6 +658,7 @@ class Storage(Module):
                 await self.purge()
             except Exception as exc:
                 self._trouble(f"retention purge failed: {exc}")
+            self.purges += 1
             await self._sleep(self.config.purge_interval_s)
 
     async def _status_loop(self) -> None:

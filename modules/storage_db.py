@@ -162,7 +162,7 @@ def _secure_file(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-def _ensure_dir(directory: Path) -> None:
+def ensure_dir(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -195,6 +195,21 @@ def move_aside(db: Path, now: float | None = None) -> tuple[Path, ...]:
             _secure_file(dst)
             moved.append(dst)
     return tuple(moved)
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """True for "database disk image is malformed" / "file is not a database" (any extended
+    code), False for busy, I/O, permission, disk-full errors — those are not fixed by starting
+    a fresh file and must not make us throw the user's data aside."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        text = str(exc).lower()
+        return "malformed" in text or "not a database" in text
+    return int(code) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 def _connect(db: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -274,13 +289,18 @@ def open_database(
     """Open (creating or recovering) the database.  Raises :class:`StorageError` only when even a
     fresh database cannot be created (unwritable directory, WAL unsupported)."""
     db = database_path(path_or_dir)
-    _ensure_dir(db.parent)
+    ensure_dir(db.parent)
     created = _precreate(db)
     try:
         return _open_checked(db, created, check), OpenResult(db, created)
-    except PragmaError:
-        raise
-    except (sqlite3.DatabaseError, CorruptDatabaseError, ValueError) as exc:
+    except CorruptDatabaseError as exc:
+        reason = str(exc)
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise StorageError(
+                f"cannot open the database {db}: {exc}; check that the data directory is "
+                "writable by the service user and the disk is not full"
+            ) from exc
         reason = str(exc) or type(exc).__name__
     moved = move_aside(db, now)
     _precreate(db)
