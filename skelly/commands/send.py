@@ -1,0 +1,263 @@
+"""``skelly send``: stream NDJSON capture events from a file or stdin to a Pi (docs/INGEST.md).
+
+Events without ``seq`` get the next number; what the Pi has not acknowledged yet is kept in a
+spool file, so a disconnect (or a Ctrl-C and the same command again with the same ``--session``)
+resumes without loss or duplicates.  Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import socket
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
+from modules.ingest_token import TokenError, read_token
+from skelly.config import load
+from skelly.errors import SkellyError
+
+_IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "send",
+        help="stream NDJSON capture events from a file or stdin to a Pi",
+        description=(
+            "Send capture events (one JSON object per line, docs/INGEST.md §4) to the Pi's "
+            "ingest port. Lines without seq are numbered. Unacknowledged events are spooled to a "
+            "file and resent after a disconnect; run the same command with the same --session "
+            "to resume after an interruption."
+        ),
+    )
+    p.add_argument("input", nargs="?", default="-", help="NDJSON file, or - for stdin (default)")
+    p.add_argument(
+        "--to", required=True, metavar="HOST:PORT|unix:PATH", help="the Pi's ingest address"
+    )
+    p.add_argument("--token-file", required=True, help="file holding the token (mode 0600)")
+    p.add_argument(
+        "--session",
+        help="session id (default: a new one per run, printed on stderr); reuse it to resume",
+    )
+    p.add_argument("--host-id", help="host id (default: this computer's name)")
+    p.add_argument(
+        "--spool",
+        help="spool file for unacknowledged events "
+        "(default: <data_dir>/spool/<host>-<session>.ndjson)",
+    )
+    p.add_argument("--config", help="TOML config file (only data_dir is used, for the spool)")
+    p.add_argument("--tls", action="store_true", help="use TLS (verify the Pi's certificate)")
+    p.add_argument(
+        "--ca", help="CA / self-signed certificate file to verify the Pi (implies --tls)"
+    )
+    p.add_argument("--tls-name", help="name to verify in the Pi's certificate (default: HOST)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        help="after the input ends, give up waiting for acknowledgements after this many seconds "
+        "(0: wait, reconnecting, until everything is acknowledged)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only problems")
+    p.set_defaults(func=run)
+
+
+def _default_host_id() -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+    return name or "host"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        target = Target.parse(args.to)
+    except ValueError as exc:
+        raise SkellyError(f"--to: {exc}") from None
+    try:
+        token = read_token(Path(args.token_file).expanduser())
+    except TokenError as exc:
+        raise SkellyError(str(exc)) from None
+    host_id = args.host_id or _default_host_id()
+    session = args.session or time.strftime("send-%Y%m%dT%H%M%SZ", time.gmtime())
+    for what, value in (("--host-id", host_id), ("--session", session)):
+        if not _IDENT.fullmatch(value):
+            raise SkellyError(f"{what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ . -")
+    if args.spool:
+        spool_path = Path(args.spool).expanduser()
+    else:
+        spool_path = load(args.config).state_dir() / "spool" / f"{host_id}-{session}.ndjson"
+    ctx: ssl.SSLContext | None = None
+    if args.tls or args.ca:
+        if target.unix_path:
+            raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
+        ctx = ssl.create_default_context(cafile=args.ca)
+    if args.input == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            stream = open(args.input, "rb")  # noqa: SIM115 - closed in finally below
+        except OSError as exc:
+            raise SkellyError(f"cannot read {args.input}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"skelly send: host {host_id} session {session} → {target}", file=sys.stderr)
+    try:
+        sender = _Sender(args, target, token, host_id, session, spool_path, ctx)
+        return asyncio.run(sender.main(stream))
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+class _Sender:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        target: Target,
+        token: str,
+        host_id: str,
+        session: str,
+        spool_path: Path,
+        ctx: ssl.SSLContext | None,
+    ) -> None:
+        self.args = args
+        self.quiet = bool(args.quiet)
+        self.spool_path = spool_path
+        self.session = session
+        self.skipped = 0
+        self.input_lines = 0
+        self.client = IngestClient(
+            target,
+            token,
+            host_id=host_id,
+            session_id=session,
+            ssl_context=ctx,
+            server_hostname=args.tls_name,
+            spool=Spool(spool_path, host_id, session),
+            client_name="skelly-send/1",
+            on_refused=self._refused,
+            on_status=self._status,
+        )
+
+    def _say(self, text: str) -> None:
+        print(f"skelly send: {text}", file=sys.stderr, flush=True)
+
+    def _status(self, text: str) -> None:
+        if not self.quiet:
+            self._say(text)
+
+    def _refused(self, msg: dict[str, Any]) -> None:
+        self._say(
+            f"Pi refused event seq {msg.get('seq')}: {msg.get('error')}: {msg.get('message')}"
+        )
+
+    def _progress(self) -> None:
+        c = self.client
+        self._say(
+            f"{self.input_lines} lines read, up to seq {c.last_seq} queued, acknowledged up to "
+            f"{c.acked}, {len(c.unacked)} waiting, {c.refused_count} refused, "
+            f"{self.skipped} skipped"
+        )
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            if not self.quiet:
+                self._progress()
+
+    async def main(self, stream: IO[bytes]) -> int:
+        client = self.client
+        try:
+            await client.start()
+        except ValueError as exc:
+            raise SkellyError(str(exc)) from None
+        if client.unacked and not self.quiet:
+            self._say(f"resuming {len(client.unacked)} spooled events from {self.spool_path}")
+        progress = asyncio.create_task(self._progress_loop(), name="send-progress")
+        interrupted = False
+        try:
+            await self._pump(stream)
+            timeout = self.args.timeout or None
+            try:
+                await client.flush(timeout)
+            except TimeoutError:
+                self._say(
+                    f"gave up waiting after {self.args.timeout:g} s: {len(client.unacked)} events "
+                    f"not acknowledged, kept in {self.spool_path}; run again with "
+                    f"--session {self.session} to resume"
+                )
+                return 1
+        except IngestClientError as exc:
+            raise SkellyError(
+                f"the Pi refused the connection: {exc.message}"
+                + (" (check --token-file)" if exc.code == "auth" else "")
+            ) from None
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        finally:
+            progress.cancel()
+            left = len(client.unacked)
+            await client.close()
+            if interrupted and left:
+                self._say(
+                    f"interrupted: {left} events not acknowledged kept in {self.spool_path}; "
+                    f"run again with --session {self.session} to resume"
+                )
+        if not self.quiet:
+            self._progress()
+        return 1 if (client.refused_count or self.skipped) else 0
+
+    async def _pump(self, stream: IO[bytes]) -> None:
+        """Read chunks on a thread (works for files, pipes and terminals) and queue events."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
+
+        def reader() -> None:
+            read1 = getattr(stream, "read1", stream.read)
+            while True:
+                chunk = read1(1 << 16)
+                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                if not chunk:
+                    return
+
+        thread = threading.Thread(target=reader, name="send-input", daemon=True)
+        thread.start()
+        tail = b""
+        while True:
+            chunk = await queue.get()
+            if not chunk:
+                if tail.strip():
+                    await self._line(tail)
+                return
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                await self._line(line)
+
+    async def _line(self, line: bytes) -> None:
+        self.input_lines += 1
+        if not line.strip():
+            return
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            self.skipped += 1
+            self._say(f"input line {self.input_lines} is not JSON ({exc.msg}); skipped")
+            return
+        if not isinstance(event, dict):
+            self.skipped += 1
+            self._say(f"input line {self.input_lines} is not a JSON object; skipped")
+            return
+        try:
+            await self.client.send(event)
+        except ValueError as exc:
+            self.skipped += 1
+            self._say(f"input line {self.input_lines}: {exc}; skipped")
