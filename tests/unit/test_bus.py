@@ -440,3 +440,29 @@ def test_closed_bus_refuses_publish(run: Run) -> None:
             bus.publish(HealthCheck(2), source="x")
 
     run(main())
+
+
+def test_publish_many_matches_publish_semantics(run: Run) -> None:
+    async def main() -> None:
+        bus = Bus()
+        raw: list[Envelope] = []
+        small: list[Envelope] = []
+        inputs: list[Envelope] = []
+        bus.subscribe(raw.append, types=RawEvent)
+        sub_small = bus.subscribe(small.append, types=RawEvent, maxsize=5)
+        bus.subscribe(inputs.append, types=UserInput, sources="gpio")
+        bus.publish(ev(1000), source="x", priority=Priority.LOW)
+        batch = [ev(i) for i in range(10)] + [UserInput("short", "gpio", 0.0)]
+        assert bus.publish_many(batch, source="gpio", priority=Priority.HIGH) == 11
+        await bus.join()
+        assert seqs(raw) == [*range(10), 1000]  # HIGH batch overtakes the queued LOW one
+        assert len({e.id for e in raw}) == 11 and all(e.source == "gpio" for e in raw[:10])
+        assert seqs(small) == [5, 6, 7, 8, 9]  # does not fit: drop-oldest one by one
+        assert sub_small.dropped == 6
+        assert len(inputs) == 1
+        snap = bus.snapshot()
+        assert snap.types["RawEvent"].published == 11
+        assert snap.types["UserInput"].published == 1
+        assert snap.latency["HIGH"]["count"] == 10 + 5 + 1
+
+    run(main())

@@ -1,0 +1,360 @@
+"""Bus benchmark: delivered messages per CPU-second against peers, and High latency under load.
+
+Prints ONE JSON object.  Every figure counts messages that reached a handler (the handler counts
+them; the script checks the count), never messages merely enqueued.  All contestants get the same
+pre-built payload objects in the same run:
+
+* ``skelly``    — this bus (envelope per publish, priority lanes, metrics, latency histogram)
+* ``queue_bus`` — a naive bus: one ``asyncio.Queue`` and one consumer task per subscriber
+* ``pyee``      — ``pyee.asyncio.AsyncIOEventEmitter`` with plain (sync) handlers
+* ``blinker``   — ``blinker.Signal`` per message type
+
+Scenarios: ``burst_1`` (bursts of 256 to one subscriber, then one loop turn), ``burst_4`` (bursts of
+256 spread over four subscribers filtered by type), ``wakeup`` (one message, then one loop turn).
+Rates are per CPU-second of the process (``time.process_time``), the median of ``--runs`` runs,
+so a busy shared machine skews them less than wall time would.
+
+``high_*`` figures: one subscriber receives Normal messages at ~50,000/s (paced) while High
+messages arrive every ~0.5 ms; the bus's own High latency histogram gives p50/p99.
+
+Usage: ``python bench/bus.py [--runs 5] [--messages 200000] [--stock-loop]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import blinker
+import uvloop
+from pyee.asyncio import AsyncIOEventEmitter
+
+from bus import Bus, Priority
+from bus.messages import (
+    AnalysisComplete,
+    FocusState,
+    Message,
+    RawEvent,
+    StateChange,
+    UserInput,
+)
+
+BURST = 256
+TYPES: list[type[Message]] = [RawEvent, UserInput, StateChange, AnalysisComplete]
+
+
+def make_payloads() -> dict[type[Message], list[Message]]:
+    """Real payloads, built once and shared by every contestant."""
+    return {
+        RawEvent: [
+            RawEvent("host", "s1", i, "key", 1.7e9 + i, (("correction", False),))
+            for i in range(BURST)
+        ],
+        UserInput: [UserInput("short", "gpio", float(i)) for i in range(BURST)],
+        StateChange: [
+            StateChange(FocusState.NEUTRAL, FocusState.FLOW, 0.9, float(i), 60.0)
+            for i in range(BURST)
+        ],
+        AnalysisComplete: [
+            AnalysisComplete(
+                float(i), i + 30.0, FocusState.FLOW, 0.9, FocusState.FLOW, 600.0, (("kpm", 200.0),)
+            )
+            for i in range(BURST)
+        ],
+    }
+
+
+class Counter:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        self.n += 1
+
+
+# --- contestants: each returns (publish(payload), counters, close) --------------------------------
+
+
+class QueueBus:
+    """The naive baseline: one asyncio.Queue + consumer task per subscriber."""
+
+    def __init__(self) -> None:
+        self.subs: dict[type[Message], list[asyncio.Queue[Message]]] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def subscribe(self, tp: type[Message], handler: Callable[[Message], None]) -> None:
+        q: asyncio.Queue[Message] = asyncio.Queue(maxsize=100_000)
+        self.subs.setdefault(tp, []).append(q)
+
+        async def consume() -> None:
+            while True:
+                item = await q.get()
+                handler(item)
+
+        self.tasks.append(asyncio.get_running_loop().create_task(consume()))
+
+    def publish(self, payload: Message) -> None:
+        for q in self.subs.get(type(payload), ()):
+            q.put_nowait(payload)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+Setup = tuple[Callable[[Message], None], list[Counter], Callable[[], Coroutine[Any, Any, None]]]
+
+
+async def setup_skelly(n_subs: int) -> Setup:
+    bus = Bus()
+    counters = [Counter() for _ in range(n_subs)]
+    for tp, c in zip(TYPES, counters, strict=False):
+        bus.subscribe(c, types=tp, maxsize=4096)
+    publish = bus.publish
+
+    def pub(payload: Message) -> None:
+        publish(payload, source="bench")
+
+    pub.bus = bus  # type: ignore[attr-defined]
+    return pub, counters, bus.aclose
+
+
+async def setup_skelly_batch(n_subs: int) -> Setup:
+    """This bus, publishing each burst with ``publish_many`` (same envelopes and metrics)."""
+    pub, counters, close = await setup_skelly(n_subs)
+    bus = pub.bus  # type: ignore[attr-defined]
+
+    def burst(payloads: list[Message]) -> None:
+        bus.publish_many(payloads, source="bench")
+
+    pub.burst = burst  # type: ignore[attr-defined]
+    return pub, counters, close
+
+
+async def setup_queue_bus(n_subs: int) -> Setup:
+    qb = QueueBus()
+    counters = [Counter() for _ in range(n_subs)]
+    for tp, c in zip(TYPES, counters, strict=False):
+        qb.subscribe(tp, c)
+    return qb.publish, counters, qb.close
+
+
+async def setup_pyee(n_subs: int) -> Setup:
+    ee = AsyncIOEventEmitter()
+    counters = [Counter() for _ in range(n_subs)]
+    for tp, c in zip(TYPES, counters, strict=False):
+        ee.on(tp.__name__, c)
+    emit = ee.emit
+
+    def pub(payload: Message) -> None:
+        emit(type(payload).__name__, payload)
+
+    async def close() -> None:
+        ee.remove_all_listeners()
+
+    return pub, counters, close
+
+
+async def setup_blinker(n_subs: int) -> Setup:
+    signals = {tp: blinker.Signal(tp.__name__) for tp in TYPES}
+    counters = [Counter() for _ in range(n_subs)]
+    for tp, c in zip(TYPES, counters, strict=False):
+        signals[tp].connect(c, weak=False)
+
+    def pub(payload: Message) -> None:
+        signals[type(payload)].send(payload)
+
+    async def close() -> None:
+        for s in signals.values():
+            s.receivers.clear()
+
+    return pub, counters, close
+
+
+CONTESTANTS = {
+    "skelly": setup_skelly,
+    "skelly_batch": setup_skelly_batch,
+    "queue_bus": setup_queue_bus,
+    "pyee": setup_pyee,
+    "blinker": setup_blinker,
+}
+
+
+async def run_bursts(name: str, n_subs: int, messages: int, payloads: Any) -> float:
+    pub, counters, close = await CONTESTANTS[name](n_subs)
+    # one burst interleaves the subscribed types so every subscriber gets its share
+    burst: list[Message] = []
+    for i in range(BURST):
+        burst.append(payloads[TYPES[i % n_subs]][i])
+    rounds = messages // BURST
+    burst_publish = getattr(pub, "burst", None)
+    gc.collect()
+    t0 = time.process_time()
+    if burst_publish is not None:
+        for _ in range(rounds):
+            burst_publish(burst)
+            await asyncio.sleep(0)
+    else:
+        for _ in range(rounds):
+            for p in burst:
+                pub(p)
+            await asyncio.sleep(0)
+    for _ in range(100):  # let queued contestants finish
+        if sum(c.n for c in counters) >= rounds * BURST:
+            break
+        await asyncio.sleep(0)
+    cpu = time.process_time() - t0
+    delivered = sum(c.n for c in counters)
+    await close()
+    if delivered != rounds * BURST:
+        raise SystemExit(f"{name}: delivered {delivered} of {rounds * BURST}: benchmark invalid")
+    return delivered / cpu
+
+
+async def run_wakeup(name: str, messages: int, payloads: Any) -> tuple[float, float]:
+    pub, counters, close = await CONTESTANTS[name](1)
+    plist = payloads[RawEvent]
+    n = messages // 4
+    gc.collect()
+    t0 = time.process_time()
+    w0 = time.perf_counter()
+    for i in range(n):
+        pub(plist[i & (BURST - 1)])
+        await asyncio.sleep(0)
+    cpu = time.process_time() - t0
+    wall = time.perf_counter() - w0
+    delivered = counters[0].n
+    await close()
+    if delivered != n:
+        raise SystemExit(f"{name}: wake-up delivered {delivered} of {n}: benchmark invalid")
+    return delivered / cpu, delivered / wall
+
+
+async def run_latency(duration: float, normal_rate: float) -> dict[str, float]:
+    bus = Bus()
+    bus.subscribe(lambda env: None, maxsize=100_000)
+    raw = make_payloads()[RawEvent]
+    high = UserInput("short", "gpio", 0.0)
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + duration
+    sent_normal = 0
+    sent_high = 0
+
+    async def normal_load() -> None:
+        nonlocal sent_normal
+        start = loop.time()
+        while loop.time() < stop:
+            due = int((loop.time() - start) * normal_rate) - sent_normal
+            for i in range(min(due, 500)):
+                bus.publish(raw[i & (BURST - 1)], source="load")
+            sent_normal += max(0, min(due, 500))
+            await asyncio.sleep(0.0005)
+
+    async def high_load() -> None:
+        nonlocal sent_high
+        while loop.time() < stop:
+            await asyncio.sleep(0.0005)
+            bus.publish(high, source="button", priority=Priority.HIGH)
+            sent_high += 1
+
+    await asyncio.sleep(0.05)
+    bus.reset_latency()
+    t0 = loop.time()
+    await asyncio.gather(normal_load(), high_load())
+    elapsed = loop.time() - t0
+    await bus.join()
+    hist = bus.latency(Priority.HIGH)
+    normal = bus.latency(Priority.NORMAL)
+    await bus.aclose()
+    return {
+        "high_p50_us": hist.percentile(50),
+        "high_p99_us": hist.percentile(99),
+        "high_count": hist.total,
+        "normal_p99_us": normal.percentile(99),
+        "normal_rate_achieved_per_s": round(sent_normal / elapsed),
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    payloads = make_payloads()
+    runs = args.runs
+    results: dict[str, Any] = {
+        "delivered_per_cpu_s": {},
+        "delivered_per_cpu_s_4_subscribers": {},
+        "wakeup_per_s": {},
+        "wakeup_per_wall_s": {},
+    }
+    raw: dict[str, dict[str, list[float]]] = {k: {} for k in results}
+    for _ in range(runs):
+        # interleave contestants inside each run so machine noise hits all of them alike
+        for name in CONTESTANTS:
+            raw["delivered_per_cpu_s"].setdefault(name, []).append(
+                await run_bursts(name, 1, args.messages, payloads)
+            )
+            raw["delivered_per_cpu_s_4_subscribers"].setdefault(name, []).append(
+                await run_bursts(name, 4, args.messages, payloads)
+            )
+            cpu_rate, wall_rate = await run_wakeup(name, args.messages, payloads)
+            raw["wakeup_per_s"].setdefault(name, []).append(cpu_rate)
+            raw["wakeup_per_wall_s"].setdefault(name, []).append(wall_rate)
+    for key, per_name in raw.items():
+        results[key] = {name: round(median(v)) for name, v in per_name.items()}
+    lat = [await run_latency(args.latency_seconds, 50_000) for _ in range(runs)]
+    for key in lat[0]:
+        results[key] = round(median([r[key] for r in lat]), 1)
+    peers = ("queue_bus", "pyee", "blinker")
+    for key, label in (
+        ("delivered_per_cpu_s", "ratios"),
+        ("delivered_per_cpu_s_4_subscribers", "ratios_4_subscribers"),
+    ):
+        rates = results[key]
+        results[label] = {
+            f"{mine}_vs_{peer}": round(rates[mine] / rates[peer], 2)
+            for mine in ("skelly", "skelly_batch")
+            for peer in peers
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--latency-seconds", type=float, default=2.0)
+    parser.add_argument("--stock-loop", action="store_true")
+    args = parser.parse_args()
+    factory = asyncio.new_event_loop if args.stock_loop else uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        results = runner.run(main_async(args))
+    results["meta"] = {
+        "loop": "asyncio" if args.stock_loop else "uvloop",
+        "runs": args.runs,
+        "messages_per_run": args.messages,
+        "burst": BURST,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "statistic": "median of runs; rates per CPU-second unless named wall",
+    }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
