@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -184,16 +185,55 @@ def _precreate(db: Path) -> bool:
     return True
 
 
+PRE_OPEN_SUFFIX = ".pre-open"
+
+
+def _hold_side_files(db: Path) -> None:
+    """Keep a second name (a hard link) for the -wal/-shm before SQLite opens the database:
+    closing the last connection to a damaged database may delete or rewrite them, and a
+    recovery must be able to move aside what was there (the -wal may hold the newest data)."""
+    for side in side_files(db):
+        held = side.with_name(side.name + PRE_OPEN_SUFFIX)
+        with contextlib.suppress(FileNotFoundError):
+            held.unlink()
+        if not side.exists():
+            continue
+        try:
+            os.link(side, held)
+        except OSError:
+            shutil.copy2(side, held)
+
+
+def _release_side_files(db: Path) -> None:
+    for side in side_files(db):
+        with contextlib.suppress(FileNotFoundError):
+            side.with_name(side.name + PRE_OPEN_SUFFIX).unlink()
+
+
 def move_aside(db: Path, now: float | None = None) -> tuple[Path, ...]:
-    """Rename the database and its -wal/-shm to ``<name>.corrupt-<UTC stamp>[-wal|-shm]``."""
+    """Rename the database and its -wal/-shm (as they were before the failed open, if held)
+    to ``<name>.corrupt-<UTC stamp>[-wal|-shm]``.  Nothing of the old files stays next to the
+    new database: a stale -wal must never be replayed into a fresh file."""
     stamp = _utc_stamp(time.time() if now is None else now)
     moved = []
-    for src, suffix in ((db, ""), *zip(side_files(db), SIDE_SUFFIXES, strict=True)):
-        if src.exists():
-            dst = db.with_name(f"{db.name}.corrupt-{stamp}{suffix}")
-            os.replace(src, dst)
-            _secure_file(dst)
-            moved.append(dst)
+    if db.exists():
+        dst = db.with_name(f"{db.name}.corrupt-{stamp}")
+        os.replace(db, dst)
+        _secure_file(dst)
+        moved.append(dst)
+    for side, suffix in zip(side_files(db), SIDE_SUFFIXES, strict=True):
+        held = side.with_name(side.name + PRE_OPEN_SUFFIX)
+        dst = db.with_name(f"{db.name}.corrupt-{stamp}{suffix}")
+        if held.exists():
+            os.replace(held, dst)
+            with contextlib.suppress(FileNotFoundError):
+                side.unlink()
+        elif side.exists():
+            os.replace(side, dst)
+        else:
+            continue
+        _secure_file(dst)
+        moved.append(dst)
     return tuple(moved)
 
 
@@ -291,12 +331,16 @@ def open_database(
     db = database_path(path_or_dir)
     ensure_dir(db.parent)
     created = _precreate(db)
+    _hold_side_files(db)
     try:
-        return _open_checked(db, created, check), OpenResult(db, created)
+        database = _open_checked(db, created, check)
+        _release_side_files(db)
+        return database, OpenResult(db, created)
     except CorruptDatabaseError as exc:
         reason = str(exc)
     except sqlite3.DatabaseError as exc:
         if not is_corruption(exc):
+            _release_side_files(db)
             raise StorageError(
                 f"cannot open the database {db}: {exc}; check that the data directory is "
                 "writable by the service user and the disk is not full"
