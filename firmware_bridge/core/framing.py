@@ -22,6 +22,8 @@ MAX_PAYLOAD = 248
 MAX_ENCODED = MAX_PAYLOAD + CRC_SIZE + 1
 #: longest frame on the wire, delimiters included
 MAX_FRAME = MAX_ENCODED + 2
+#: alias used by the serial shell: the most bytes one frame can take on the wire
+MAX_ENCODED_FRAME = MAX_FRAME
 #: shortest decoded frame: a header and a CRC
 MIN_DECODED = HEADER_SIZE + CRC_SIZE
 
