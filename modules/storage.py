@@ -138,13 +138,22 @@ class StorageConfig:
             raise ValueError(f"storage.filename must be a plain file name, got {self.filename!r}")
 
 
+def database_file(data_dir: str | os.PathLike[str], config: StorageConfig) -> Path:
+    """Where the service keeps its database for a given data directory."""
+    return Path(data_dir).expanduser() / config.filename
+
+
+def lock_file(db: Path) -> Path:
+    return db.with_name(db.name + LOCK_SUFFIX)
+
+
 class DatabaseLockedError(StorageError):
     """Another process (a running service) holds the database."""
 
 
 def acquire_lock(db: Path) -> int:
     """Take the exclusive lock file next to ``db``; return its fd.  Raise if someone holds it."""
-    lock_path = db.with_name(db.name + LOCK_SUFFIX)
+    lock_path = lock_file(db)
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:

@@ -27,7 +27,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -601,11 +601,55 @@ class Database:
         """Everything stored, as plain JSON-ready values, read in one snapshot."""
         self.conn.execute("BEGIN")
         try:
-            return self._export()
+            out = self._export_tables()
+            out["events"] = [e for chunk in self._export_events() for e in chunk]
+            return out
         finally:
             self.conn.execute("COMMIT")
 
-    def _export(self) -> dict[str, Any]:
+    def export_to(self, write: Callable[[bytes], Any], extra: dict[str, Any]) -> int:
+        """Stream everything stored as one JSON object to ``write`` (events in chunks, so a
+        large database does not need to fit in memory); one read snapshot.  Returns the number
+        of raw events written."""
+        self.conn.execute("BEGIN")
+        try:
+            head = {**extra, **self._export_tables()}
+            write(orjson.dumps(head)[:-1] + b',"events":[')
+            n = 0
+            for chunk in self._export_events():
+                body = orjson.dumps(chunk)[1:-1]
+                if not body:
+                    continue
+                write((b"," if n else b"") + body)
+                n += len(chunk)
+            write(b"]}\n")
+            return n
+        finally:
+            self.conn.execute("COMMIT")
+
+    def _export_events(self, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        cur = self.conn.execute(
+            "SELECT s.host_id, s.session_id, e.seq, e.kind, e.ts, e.attrs "
+            "FROM events e JOIN sessions s ON s.id = e.session "
+            "ORDER BY s.host_id, s.session_id, e.seq"
+        )
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                return
+            yield [
+                {
+                    "host_id": r[0],
+                    "session_id": r[1],
+                    "seq": r[2],
+                    "kind": r[3],
+                    "ts": r[4],
+                    **orjson.loads(r[5]),
+                }
+                for r in rows
+            ]
+
+    def _export_tables(self) -> dict[str, Any]:
         c = self.conn
         meta = dict(c.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
         sessions = [
@@ -619,21 +663,6 @@ class Database:
             for r in c.execute(
                 "SELECT host_id, session_id, max_seq, first_ts, last_ts FROM sessions "
                 "ORDER BY host_id, session_id"
-            )
-        ]
-        events = [
-            {
-                "host_id": r[0],
-                "session_id": r[1],
-                "seq": r[2],
-                "kind": r[3],
-                "ts": r[4],
-                **orjson.loads(r[5]),
-            }
-            for r in c.execute(
-                "SELECT s.host_id, s.session_id, e.seq, e.kind, e.ts, e.attrs "
-                "FROM events e JOIN sessions s ON s.id = e.session "
-                "ORDER BY s.host_id, s.session_id, e.seq"
             )
         ]
         aggregates = [
@@ -666,10 +695,17 @@ class Database:
             r[0]: {"value": orjson.loads(r[1]), "updated_ts": r[2]}
             for r in c.execute("SELECT key, value, updated_ts FROM kv ORDER BY key")
         }
+        counts = {
+            "events": int(c.execute("SELECT count(*) FROM events").fetchone()[0]),
+            "sessions": len(sessions),
+            "aggregates": len(aggregates),
+            "states": len(states),
+            "state_keys": len(kv),
+        }
         return {
             "schema_version": int(meta.get("schema_version", "0")),
+            "counts": counts,
             "sessions": sessions,
-            "events": events,
             "aggregates": aggregates,
             "states": states,
             "state": kv,
