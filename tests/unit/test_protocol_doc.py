@@ -1,4 +1,4 @@
-"""docs/PROTOCOL.md §10 shows complete frames; this checks every one against the code.
+"""docs/PROTOCOL.md §11 shows complete frames; this checks every one against the code.
 
 Run this file as a script to print the section again after a deliberate wire-format change.
 """
@@ -157,7 +157,7 @@ def render() -> str:
 def test_every_example_in_the_doc_matches_the_code() -> None:
     doc = DOC.read_text(encoding="utf-8")
     missing = [line for line in render().splitlines() if line.strip() and line not in doc]
-    assert not missing, "PROTOCOL.md §10 is out of date; regenerate it:\n" + "\n".join(missing)
+    assert not missing, "PROTOCOL.md §11 is out of date; regenerate it:\n" + "\n".join(missing)
 
 
 def test_every_example_decodes_back_to_its_message() -> None:
