@@ -537,7 +537,11 @@ class Storage(Module):
     async def _seed_buffer(self) -> None:
         now = self.clock()
         start = now - self._span() - self.config.emit_every_s - self.config.window_grace_s
-        evs = await self._require_writer().call(lambda db: db.events_between(start, math.inf))
+        writer = self._require_writer()
+        evs = await writer.call(lambda db: db.events_between(start, math.inf))
+        last = await writer.call(lambda db: db.last_state_segment())
+        if last is not None:
+            self._segment = list(last)
         self._buffer = evs[-self.config.window_max_events :]
         if evs:
             self._last_host = evs[-1].host_id
