@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bus.messages import RawEvent
-from modules.storage_db import Database
+from modules.storage_db import Database, check_pragmas
 
 log = logging.getLogger("skelly.storage")
 
@@ -200,6 +200,8 @@ class Writer:
     def _run_group(self, jobs: list[_Job]) -> None:
         results: list[list[RawEvent]] = []
         try:
+            # never acknowledge anything unless WAL + synchronous=FULL still hold (a few µs)
+            check_pragmas(self.db.conn)
             self.db.begin()
             for job in jobs:
                 assert job.events is not None

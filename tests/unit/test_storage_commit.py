@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from bus import Bus, ModuleStatus
 from bus.messages import RawEvent
 from modules.storage import DatabaseLockedError, Storage, StorageConfig
-from modules.storage_db import StorageError
+from modules.storage_db import PragmaError, StorageError, apply_pragmas
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -247,3 +248,31 @@ def test_path_may_be_a_file(tmp_path: Path, run: Run) -> None:
 def test_bad_config_is_refused_clearly(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         StorageConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_pragmas_that_do_not_take_fail_loudly() -> None:
+    conn = sqlite3.connect(":memory:")  # an in-memory database cannot do WAL
+    with pytest.raises(PragmaError, match="journal_mode=WAL"):
+        apply_pragmas(conn)
+    conn.close()
+
+
+def test_a_changed_pragma_at_runtime_makes_the_module_unhealthy(tmp_path: Path, run: Run) -> None:
+    async def main() -> tuple[ModuleStatus, str, bool]:
+        bus = Bus()
+        st = Storage(StorageConfig(commit_max_wait_s=0.0), tmp_path)
+        await st.start(bus)
+        assert st.status is ModuleStatus.HEALTHY
+        await st._require_writer().call(lambda db: db.conn.execute("PRAGMA synchronous = NORMAL"))
+        # nothing is acknowledged without WAL + synchronous=FULL
+        with pytest.raises(StorageError, match="synchronous=1"):
+            await st.commit([key(1)])
+        await st._check_pragmas()
+        result = (st.status, st.detail, st.status_message().ok)
+        await st.stop()
+        await bus.aclose()
+        return result
+
+    status, detail, ok = run(main())
+    assert status is ModuleStatus.UNHEALTHY
+    assert "synchronous=1" in detail and not ok

@@ -361,3 +361,24 @@ def test_status_is_published_and_says_ok(tmp_path: Path, run: Run) -> None:
             assert h.statuses[0].ok
 
     run(main())
+
+
+def test_state_history_continues_across_a_restart(tmp_path: Path, run: Run) -> None:
+    def result(end: float) -> AnalysisComplete:
+        return AnalysisComplete(end - 30, end, FocusState.FLOW, 1.0, FocusState.FLOW, 0.0)
+
+    async def main() -> list[tuple[Any, ...]]:
+        async with Harness(tmp_path, cfg()) as h:
+            h.bus.publish(result(T0 + 10), source=ModuleId.ANALYSIS)
+            h.bus.publish(result(T0 + 20), source=ModuleId.ANALYSIS)
+            await settle(h.bus)
+        async with Harness(tmp_path, cfg(), start=T0 + 25) as h2:
+            h2.bus.publish(result(T0 + 30), source=ModuleId.ANALYSIS)
+            await settle(h2.bus)
+            return await h2.storage._require_writer().call(
+                lambda db: db.conn.execute(
+                    "SELECT start_ts, end_ts, windows FROM states"
+                ).fetchall()
+            )
+
+    assert run(main()) == [(T0, T0 + 30, 3)]
