@@ -411,13 +411,17 @@ class Storage(Module):
         (events deleted, aggregate rows deleted).  Runs in chunks so commits interleave."""
         now = self.clock() if now is None else now
         writer = self._require_writer()
-        raw_cutoff = now - self.config.raw_retention_hours * 3600.0
+        raw_keep = self.config.raw_retention_hours * 3600.0
+        raw_cutoff = now - raw_keep
+        # an event stamped further ahead than the retention period is mis-stamped (a host
+        # clock far off): it must not escape retention by sitting in the future
+        future_cutoff = now + raw_keep
         agg_cutoff = now - self.config.aggregate_retention_days * 86400.0
         limit = 5000
 
         def chunk(db: Database) -> int:
             with db.transaction():
-                return db.purge_events(raw_cutoff, limit)
+                return db.purge_events(raw_cutoff, limit, future_cutoff)
 
         deleted = 0
         while True:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import math
 import os
 import shutil
 import sqlite3
@@ -527,12 +528,13 @@ class Database:
         return [_row_event(r) for r in rows]
 
     # -- retention --------------------------------------------------------------------------------
-    def purge_events(self, before_ts: float, limit: int = 5000) -> int:
-        """Delete up to ``limit`` raw events older than ``before_ts`` (caller's transaction)."""
+    def purge_events(self, before_ts: float, limit: int = 5000, after_ts: float = math.inf) -> int:
+        """Delete up to ``limit`` raw events stamped before ``before_ts`` or after ``after_ts``
+        (mis-stamped in the future) inside the caller's transaction."""
         cur = self.conn.execute(
             "DELETE FROM events WHERE (session, seq) IN "
-            "(SELECT session, seq FROM events WHERE ts < ? LIMIT ?)",
-            (before_ts, limit),
+            "(SELECT session, seq FROM events WHERE ts < ? OR ts > ? LIMIT ?)",
+            (before_ts, after_ts, limit),
         )
         return cur.rowcount
 

@@ -301,7 +301,9 @@ def test_purge_deletes_old_raw_events_and_old_aggregates(tmp_path: Path, run: Ru
         async with Storage(config, tmp_path, clock=lambda: T0) as st:
             old = [key(i, T0 - 86_400 - 100 + i) for i in range(1, 11)]
             young = [key(i, T0 - 86_400 + 100 + i) for i in range(11, 21)]
-            await st.commit(old + young)
+            future = [key(i, T0 + 86_400 + 10 + i) for i in range(21, 24)]
+            ahead = [key(i, T0 + 86_400 - 100 + i) for i in range(24, 26)]
+            await st.commit(old + young + future + ahead)
 
             def aggs(db: Any) -> None:
                 with db.transaction():
@@ -310,18 +312,21 @@ def test_purge_deletes_old_raw_events_and_old_aggregates(tmp_path: Path, run: Ru
                     db.put_state_segment(T0 - 400 * 86400, T0 - 399 * 86400, "FLOW", 1, 1.0)
 
             await st._require_writer().call(aggs)
-            assert await st.purge() == (10, 2)
-            assert st.events_total == 10
+            # too old, and mis-stamped more than the retention period ahead
+            assert await st.purge() == (13, 2)
+            assert st.events_total == 12
             assert await st.purge() == (0, 0)
             # the resume point is kept when the raw events of a session are gone
             assert await st.purge(now=T0 + 200) == (10, 0)
-            assert await st.resume_point("h1", "s1") == 20
+            assert await st.resume_point("h1", "s1") == 25
+            assert st.events_total == 2
+            assert await st.purge(now=T0 + 2 * 86_400 + 200) == (2, 1)  # + the 364-day one
             assert st.events_total == 0
 
     run(main())
     conn = sqlite3.connect(tmp_path / "skelly.db")
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM aggregates").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM aggregates").fetchone()[0] == 0
     conn.close()
 
 
