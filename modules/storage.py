@@ -623,6 +623,10 @@ class Storage(Module):
 
     # -- module lifecycle -------------------------------------------------------------------------
     async def on_start(self) -> None:
+        # a restart by the orchestrator starts from a clean slate
+        self._problem = ""
+        self._buffer_dropped = 0
+        self._next_k = None
         try:
             result = await self.open()
         except StorageError as exc:

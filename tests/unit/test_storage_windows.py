@@ -387,3 +387,20 @@ def test_state_history_continues_across_a_restart(tmp_path: Path, run: Run) -> N
             )
 
     assert run(main()) == [(T0, T0 + 30, 3)]
+
+
+def test_the_module_can_be_restarted_in_place(tmp_path: Path, run: Run) -> None:
+    """The orchestrator restarts an unhealthy module with stop() + start() on the same object."""
+
+    async def main() -> None:
+        async with Harness(tmp_path, cfg()) as h:
+            await h.storage.commit([key(1, T0 + 1)])
+            await h.storage.stop()
+            assert not h.storage.is_open
+            await h.storage.start(h.bus)
+            assert h.storage.is_open and h.storage.status_message().ok
+            assert await h.storage.commit([key(1, T0 + 1), key(2, T0 + 2)]) == 1
+            await h.step(9.5)
+            assert [e.seq for e in h.batches[-1].events] == [1, 2]
+
+    run(main())
