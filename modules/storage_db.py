@@ -428,6 +428,10 @@ class Database:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
         # cached max_seq values may be ahead of what is stored now
+        self.forget_sessions()
+
+    def forget_sessions(self) -> None:
+        """Drop cached session ids/max_seq (after a partial rollback they may be ahead)."""
         self._sessions.clear()
 
     @contextlib.contextmanager

@@ -16,8 +16,10 @@ Callers on the loop submit *jobs* and await an asyncio future.  Two kinds:
   (they do not wait for the group timer).  Used for resume points, purge chunks, aggregates,
   the key/value state, PRAGMA checks.
 
-A failing transaction is rolled back and every caller in it gets the exception: nothing in it was
-acknowledged.  Futures are resolved with ``loop.call_soon_threadsafe``; a caller that gave up
+Each caller's inserts run under a savepoint: a caller whose batch fails (bad data) is rolled back
+alone and gets the exception while its companions commit.  A failing transaction (full disk, I/O
+error, the COMMIT itself) is rolled back and every caller in it gets the exception: nothing in it
+was acknowledged.  Futures are resolved with ``loop.call_soon_threadsafe``; a caller that gave up
 (cancelled future) is simply skipped.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -198,31 +201,55 @@ class Writer:
         self._deliver(job, value, None)
 
     def _run_group(self, jobs: list[_Job]) -> None:
-        results: list[list[RawEvent]] = []
+        outcomes: list[tuple[list[RawEvent], BaseException | None]] = []
+        conn = self.db.conn
         try:
             # never acknowledge anything unless WAL + synchronous=FULL still hold (a few µs)
-            check_pragmas(self.db.conn)
+            check_pragmas(conn)
             self.db.begin()
             for job in jobs:
                 assert job.events is not None
-                results.append(self.db.insert_events(job.events))
+                # one caller's bad batch must not fail its companions: a savepoint each
+                conn.execute("SAVEPOINT caller")
+                try:
+                    new = self.db.insert_events(job.events)
+                except Exception as exc:
+                    # SQLite may have rolled the whole transaction back already (full disk,
+                    # I/O error): then the whole group fails with the real reason
+                    if not conn.in_transaction:
+                        raise
+                    try:
+                        conn.execute("ROLLBACK TO caller")
+                        conn.execute("RELEASE caller")
+                    except sqlite3.Error:
+                        raise exc from None
+
+                    self.db.forget_sessions()
+                    outcomes.append(([], exc))
+                    self._failed(exc, 1)
+                    continue
+                conn.execute("RELEASE caller")
+                outcomes.append((new, None))
             self.db.commit()
         except BaseException as exc:
             self.db.rollback()
-            self.stats.failures += 1
-            self.stats.last_error = str(exc)
-            log.error("group commit of %d callers failed: %s", len(jobs), exc)
-            if self.on_error is not None:
-                self.on_error(exc)
+            self._failed(exc, len(jobs))
             for job in jobs:
                 self._deliver(job, None, exc)
             return
         self.stats.transactions += 1
-        self.stats.committed_events += sum(len(r) for r in results)
+        self.stats.committed_events += sum(len(new) for new, _ in outcomes)
         self.stats.largest_group = max(self.stats.largest_group, len(jobs))
         self.stats.last_commit_monotonic = time.monotonic()
-        for job, new in zip(jobs, results, strict=True):
-            self._deliver(job, new, None)
+        for job, (new, exc) in zip(jobs, outcomes, strict=True):
+            self._deliver(job, new, exc)
+
+    def _failed(self, exc: BaseException, callers: int) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = str(exc)
+        log.error("commit failed for %d caller(s): %s", callers, exc)
+        if self.on_error is not None:
+            self.on_error(exc)
 
     @staticmethod
     def _deliver(job: _Job, value: Any, exc: BaseException | None) -> None:

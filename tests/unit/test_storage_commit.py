@@ -8,6 +8,8 @@ import asyncio
 import os
 import sqlite3
 import struct
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -276,3 +278,76 @@ def test_a_changed_pragma_at_runtime_makes_the_module_unhealthy(tmp_path: Path, 
     status, detail, ok = run(main())
     assert status is ModuleStatus.UNHEALTHY
     assert "synchronous=1" in detail and not ok
+
+
+def test_a_bad_batch_fails_alone_and_its_companions_commit(tmp_path: Path, run: Run) -> None:
+    cfg = StorageConfig(commit_max_wait_s=2.0, commit_batch_events=3)
+    bad = RawEvent("h1", "s9", 1, "key", 1.0, (("correction", object()),))  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        async with Storage(cfg, tmp_path) as st:
+            out = await asyncio.gather(
+                st.commit([key(1)]),
+                st.commit([bad]),
+                st.commit([key(2)]),
+                return_exceptions=True,
+            )
+            assert st.writer_stats.transactions == 1
+            return [*out, await st.resume_point("h1", "s9")]
+
+    first, second, third, resume_bad = run(main())
+    assert (first, third, resume_bad) == (1, 1, 0)
+    assert isinstance(second, StorageError) and "not acknowledged" in str(second)
+    assert [r[2] for r in rows(tmp_path / "skelly.db")] == [1, 2]
+
+
+def test_a_full_disk_fails_the_commit_and_nothing_is_acknowledged(tmp_path: Path, run: Run) -> None:
+    """SQLITE_FULL for real: the database may not grow (max_page_count), then may again."""
+
+    async def main() -> tuple[int, str, bool]:
+        bus = Bus()
+        st = Storage(StorageConfig(commit_max_wait_s=0.0), tmp_path)
+        await st.start(bus)
+        writer = st._require_writer()
+        now = time.time()  # recent events: the retention purge at start must not take them
+        await st.commit([key(1, ts=now)])
+        pages = await writer.call(lambda db: db.conn.execute("PRAGMA page_count").fetchone()[0])
+        await writer.call(lambda db: db.conn.execute(f"PRAGMA max_page_count = {pages}"))
+        with pytest.raises(StorageError, match="full"):
+            await st.commit([key(i, ts=now) for i in range(2, 5002)])
+        detail = st.detail
+        degraded = st.status is ModuleStatus.DEGRADED
+        await writer.call(lambda db: db.conn.execute("PRAGMA max_page_count = 1073741823"))
+        resume = await st.resume_point("h1", "s1")
+        assert await st.commit([key(i, ts=now) for i in range(2, 5002)]) == 5000
+        await st.stop()
+        await bus.aclose()
+        return resume, detail, degraded
+
+    resume, detail, degraded = run(main())
+    assert resume == 1  # the failed batch was not stored at all
+    assert degraded and "full" in detail
+    assert len(rows(tmp_path / "skelly.db")) == 5001
+
+
+def test_sqlite_runs_on_the_writer_thread_not_the_loop(tmp_path: Path, run: Run) -> None:
+    async def main() -> tuple[int, int]:
+        async with Storage(StorageConfig(), tmp_path) as st:
+            other = await st._require_writer().call(lambda db: threading.get_ident())
+            return threading.get_ident(), other
+
+    loop_thread, writer_thread = run(main())
+    assert loop_thread != writer_thread
+
+
+def test_a_full_group_does_not_wait_for_the_timer(tmp_path: Path, run: Run) -> None:
+    cfg = StorageConfig(commit_max_wait_s=5.0, commit_batch_events=100)
+
+    async def main() -> float:
+        async with Storage(cfg, tmp_path) as st:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            assert await st.commit([key(i) for i in range(1, 101)]) == 100
+            return loop.time() - t0
+
+    assert run(main()) < 2.5
