@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -551,7 +552,7 @@ async def _serve(args: argparse.Namespace) -> None:
         what = type(event).__name__ if event is not None else "local"
         print(f"[{what}] {describe(mcu.visible)}", flush=True)
 
-    mcu = SimulatedMcu(args.link, baud=args.baud, faults=faults, seed=args.seed, on_change=show)
+    mcu = SimulatedMcu(args.link, baud=args.baud, faults=faults, seed=args.seed)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
@@ -580,8 +581,14 @@ async def _serve(args: argparse.Namespace) -> None:
 
     async with mcu:
         print(f"simulated MCU at {mcu.path} -> {mcu.port.slave_name}", flush=True)
+        mcu.on_change = show
+        show(mcu, None)
         with contextlib.suppress(OSError, ValueError):
             loop.add_reader(sys.stdin.fileno(), on_stdin)
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(
+                signal.SIGTERM, lambda: None if done.done() else done.set_result(None)
+            )
         await done
 
 
