@@ -54,7 +54,9 @@ def wchar() -> int:
     return 0
 
 
-async def run_bulk(directory: Path, events: list[RawEvent], batch: int, callers: int) -> dict:
+async def run_bulk(
+    directory: Path, events: list[RawEvent], batch: int, callers: int
+) -> dict[str, float]:
     cfg = StorageConfig(commit_max_wait_s=0.0)
     async with Storage(cfg, directory) as st:
         chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
@@ -82,7 +84,7 @@ async def run_bulk(directory: Path, events: list[RawEvent], batch: int, callers:
     }
 
 
-async def run_latency(directory: Path, n: int) -> dict:
+async def run_latency(directory: Path, n: int) -> dict[str, float]:
     cfg = StorageConfig(commit_max_wait_s=0.0)
     lat = []
     async with Storage(cfg, directory) as st:
@@ -94,7 +96,7 @@ async def run_latency(directory: Path, n: int) -> dict:
     return {"p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3}
 
 
-async def run_group(directory: Path, callers: int) -> dict:
+async def run_group(directory: Path, callers: int) -> dict[str, float]:
     """``callers`` concurrent single-event commits with the default 1 s / 100-event policy."""
     async with Storage(StorageConfig(commit_batch_events=callers), directory) as st:
         evs = make_events(callers, "grp")
@@ -104,8 +106,8 @@ async def run_group(directory: Path, callers: int) -> dict:
         return {"transactions": st.writer_stats.transactions, "seconds": dt}
 
 
-def median(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return float(statistics.median(r[key] for r in runs))
 
 
 def main() -> None:
@@ -117,7 +119,10 @@ def main() -> None:
     args = ap.parse_args()
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir())
     events = make_events(args.events, "bulk")
-    seq_runs, conc_runs, lat_runs, grp_runs = [], [], [], []
+    seq_runs: list[dict[str, float]] = []
+    conc_runs: list[dict[str, float]] = []
+    lat_runs: list[dict[str, float]] = []
+    grp_runs: list[dict[str, float]] = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="skelly-bench-", dir=base) as tmp:
             seq_runs.append(asyncio.run(run_bulk(Path(tmp) / "a", events, args.batch, 1)))

@@ -671,7 +671,12 @@ class Storage(Module):
             assert self._next_k is not None
             due_at = self._next_k * cfg.emit_every_s + cfg.window_grace_s
             await self._sleep(max(0.0, due_at - self.clock()))
-            self.emit_due()
+            try:
+                self.emit_due()
+            except Exception as exc:  # keep the windows coming; say what went wrong
+                log.exception("storage: publishing a window failed")
+                self._trouble(f"publishing a window failed: {exc}")
+                self._next_k += 1
 
     async def _purge_loop(self) -> None:
         while True:

@@ -241,8 +241,8 @@ class Writer:
         self.stats.committed_events += sum(len(new) for new, _ in outcomes)
         self.stats.largest_group = max(self.stats.largest_group, len(jobs))
         self.stats.last_commit_monotonic = time.monotonic()
-        for job, (new, exc) in zip(jobs, outcomes, strict=True):
-            self._deliver(job, new, exc)
+        for job, (new, problem) in zip(jobs, outcomes, strict=True):
+            self._deliver(job, new, problem)
 
     def _failed(self, exc: BaseException, callers: int) -> None:
         self.stats.failures += 1
