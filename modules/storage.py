@@ -69,6 +69,11 @@ __all__ = [
     "Storage",
     "StorageConfig",
     "StorageError",
+    "acquire_lock",
+    "bucket_stats",
+    "database_file",
+    "lock_file",
+    "release_lock",
 ]
 
 

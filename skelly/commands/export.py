@@ -57,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         database = open_readonly(db)
     except StorageError as exc:
         raise SkellyError(
-            f"{exc}; if the file is damaged, start the service once: it moves "
-            "a damaged database aside and says where"
+            f"{exc}; run export as the service's user (e.g. `sudo -u skelly skelly export "
+            "--config /etc/skelly/config.toml`); if the file is damaged, start the service "
+            "once: it moves a damaged database aside and says where"
         ) from None
     extra = {"format": FORMAT, "exported_at": time.time(), "database": str(db)}
     try:

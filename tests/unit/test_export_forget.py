@@ -208,3 +208,19 @@ def test_forget_refuses_while_the_service_runs(
     assert (data / "skelly.db").exists()
     assert main(["export", "--config", str(cfg), "--output", str(tmp_path / "e.json")]) == 0
     assert orjson.loads((tmp_path / "e.json").read_bytes())["counts"]["events"] == 6
+
+
+def test_export_of_a_damaged_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "skelly.db").write_bytes(b"definitely not sqlite" * 500)
+    cfg = write_config(tmp_path, data)
+    assert main(["export", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the database" in err and "moves a damaged database aside" in err
+    # forget still cleans it up
+    assert main(["forget", "--config", str(cfg), "--yes"]) == 0
+    assert "cannot be read" in capsys.readouterr().out
+    assert not (data / "skelly.db").exists()
