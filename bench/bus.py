@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import platform
@@ -31,6 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,73 +118,84 @@ class QueueBus:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-Setup = tuple[Callable[[Message], None], list[Counter], Callable[[], Coroutine[Any, Any, None]]]
+@dataclass
+class Contestant:
+    publish: Callable[[Message], object]
+    counters: list[Counter]
+    close: Callable[[], Coroutine[Any, Any, None]]
+    burst: Callable[[list[Message]], object] | None = None
+    """Publishes a whole burst at once, where the library has such a call."""
 
 
-async def setup_skelly(n_subs: int) -> Setup:
+def _skelly_publisher(bus: Bus) -> Callable[[Message], object]:
+    publish = bus.publish
+
+    def pub(payload: Message) -> None:  # (a closure is cheaper than partial with keywords)
+        publish(payload, source="bench")
+
+    return pub
+
+
+async def setup_skelly(n_subs: int) -> Contestant:
     bus = Bus()
     counters = [Counter() for _ in range(n_subs)]
     for tp, c in zip(TYPES, counters, strict=False):
         bus.subscribe(c, types=tp, maxsize=4096)
-    publish = bus.publish
-
-    def pub(payload: Message) -> None:
-        publish(payload, source="bench")
-
-    pub.bus = bus  # type: ignore[attr-defined]
-    return pub, counters, bus.aclose
+    return Contestant(_skelly_publisher(bus), counters, bus.aclose)
 
 
-async def setup_skelly_batch(n_subs: int) -> Setup:
+async def setup_skelly_batch(n_subs: int) -> Contestant:
     """This bus, publishing each burst with ``publish_many`` (same envelopes and metrics)."""
-    pub, counters, close = await setup_skelly(n_subs)
-    bus = pub.bus  # type: ignore[attr-defined]
+    bus = Bus()
+    counters = [Counter() for _ in range(n_subs)]
+    for tp, c in zip(TYPES, counters, strict=False):
+        bus.subscribe(c, types=tp, maxsize=4096)
+    return Contestant(
+        _skelly_publisher(bus),
+        counters,
+        bus.aclose,
+        functools.partial(bus.publish_many, source="bench"),
+    )
 
-    def burst(payloads: list[Message]) -> None:
-        bus.publish_many(payloads, source="bench")
 
-    pub.burst = burst  # type: ignore[attr-defined]
-    return pub, counters, close
-
-
-async def setup_queue_bus(n_subs: int) -> Setup:
+async def setup_queue_bus(n_subs: int) -> Contestant:
     qb = QueueBus()
     counters = [Counter() for _ in range(n_subs)]
     for tp, c in zip(TYPES, counters, strict=False):
         qb.subscribe(tp, c)
-    return qb.publish, counters, qb.close
+    return Contestant(qb.publish, counters, qb.close)
 
 
-async def setup_pyee(n_subs: int) -> Setup:
+async def setup_pyee(n_subs: int) -> Contestant:
     ee = AsyncIOEventEmitter()
     counters = [Counter() for _ in range(n_subs)]
     for tp, c in zip(TYPES, counters, strict=False):
         ee.on(tp.__name__, c)
     emit = ee.emit
 
-    def pub(payload: Message) -> None:
+    def pub(payload: Message) -> None:  # pyee routes by name: the caller names the type
         emit(type(payload).__name__, payload)
 
     async def close() -> None:
         ee.remove_all_listeners()
 
-    return pub, counters, close
+    return Contestant(pub, counters, close)
 
 
-async def setup_blinker(n_subs: int) -> Setup:
+async def setup_blinker(n_subs: int) -> Contestant:
     signals = {tp: blinker.Signal(tp.__name__) for tp in TYPES}
     counters = [Counter() for _ in range(n_subs)]
     for tp, c in zip(TYPES, counters, strict=False):
         signals[tp].connect(c, weak=False)
 
-    def pub(payload: Message) -> None:
+    def pub(payload: Message) -> None:  # one signal per type: the caller picks it
         signals[type(payload)].send(payload)
 
     async def close() -> None:
         for s in signals.values():
             s.receivers.clear()
 
-    return pub, counters, close
+    return Contestant(pub, counters, close)
 
 
 CONTESTANTS = {
@@ -195,13 +208,13 @@ CONTESTANTS = {
 
 
 async def run_bursts(name: str, n_subs: int, messages: int, payloads: Any) -> float:
-    pub, counters, close = await CONTESTANTS[name](n_subs)
+    c = await CONTESTANTS[name](n_subs)
+    pub, counters, close, burst_publish = c.publish, c.counters, c.close, c.burst
     # one burst interleaves the subscribed types so every subscriber gets its share
     burst: list[Message] = []
     for i in range(BURST):
         burst.append(payloads[TYPES[i % n_subs]][i])
     rounds = messages // BURST
-    burst_publish = getattr(pub, "burst", None)
     gc.collect()
     t0 = time.process_time()
     if burst_publish is not None:
@@ -226,7 +239,8 @@ async def run_bursts(name: str, n_subs: int, messages: int, payloads: Any) -> fl
 
 
 async def run_wakeup(name: str, messages: int, payloads: Any) -> tuple[float, float]:
-    pub, counters, close = await CONTESTANTS[name](1)
+    c = await CONTESTANTS[name](1)
+    pub, counters, close = c.publish, c.counters, c.close
     plist = payloads[RawEvent]
     n = messages // 4
     gc.collect()
