@@ -1,0 +1,420 @@
+"""Scenario generator: realistic host capture streams with a ground-truth timeline.
+
+A scenario is a script of segments (a focus state and a length); each state has a behaviour
+profile (typing rhythm, bursts and pauses, corrections, mouse use, how often the app changes and
+among which categories).  :func:`generate` plays the script with a seeded random generator and
+returns the events as wire dicts (docs/INGEST.md: ``kind``, ``seq``, ``ts`` and the kind's fields)
+plus the truth: which state each time span was scripted as.
+
+The named scenarios (:data:`SCENARIOS`): ``flow``, ``hyperfocus``, ``distraction`` (a spiral from
+flow through transitioning into distraction), ``idle`` and ``workday`` (a mixed 2-hour day).
+:class:`Perturb` scales the profiles (faster/slower typing, more/less switching, longer pauses,
+more mouse) so tests can check the classifier is not tuned to one set of numbers.
+
+Time is event time: ``start`` is the epoch second the scenario begins; a simulated host replays
+the events against a :class:`hw_sim.clock.SimClock` to compress it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bus.messages import EventBatch, FocusState, RawEvent
+from modules.ingest_validate import validate_event
+
+DEFAULT_START = 1_764_230_400.0
+"""2025-11-27 08:00 UTC: a plausible start of a working day."""
+
+App = tuple[str, str]
+"""(category, opaque app id)."""
+
+CODE: App = ("code", "a1c0de00editor01")
+TERMINAL: App = ("terminal", "a1c0de00term0002")
+DOCS: App = ("docs", "a1c0de00docs0003")
+BROWSER: App = ("browser", "a1c0de00brows004")
+CHAT: App = ("communication", "a1c0de00chat0005")
+MAIL: App = ("communication", "a1c0de00mail0006")
+VIDEO: App = ("media", "a1c0de00video007")
+GAME: App = ("games", "a1c0de00games008")
+OFFICE: App = ("office", "a1c0de00offic009")
+OTHER: App = ("other", "a1c0de00other010")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a person in one state uses the computer (means; the generator adds noise)."""
+
+    iki_s: float = 0.0
+    """Mean inter-key interval inside a burst, seconds (0 = no typing)."""
+    iki_cv: float = 0.3
+    burst_keys: float = 20.0
+    """Mean keys per burst."""
+    pause_s: float = 3.0
+    """Mean pause between bursts, seconds."""
+    pause_cv: float = 0.7
+    correction_p: float = 0.04
+    mouse_p: float = 0.05
+    """Probability that the pointer moves in a given second."""
+    mouse_speed: float = 300.0
+    clicks_per_s: float = 0.2
+    """Clicks per second of pointer activity."""
+    dwell_s: float = math.inf
+    """Mean time between app switches (inf = stays in one app)."""
+    dwell_spread: float = 0.5
+    """Dwell times are uniform in dwell_s x (1 ± dwell_spread)."""
+    side_dwell_s: float = 0.0
+    """If > 0, a switch is a short visit (this long on average) before returning to apps[0]."""
+    apps: tuple[App, ...] = (CODE,)
+
+
+PROFILES: dict[FocusState, Behaviour] = {
+    FocusState.FLOW: Behaviour(
+        iki_s=0.150,
+        iki_cv=0.30,
+        burst_keys=28,
+        pause_s=3.0,
+        pause_cv=0.7,
+        correction_p=0.04,
+        mouse_p=0.06,
+        mouse_speed=300,
+        clicks_per_s=0.3,
+        dwell_s=240,
+        side_dwell_s=12,
+        apps=(CODE, TERMINAL, DOCS),
+    ),
+    FocusState.HYPERFOCUS: Behaviour(
+        iki_s=0.128,
+        iki_cv=0.18,
+        burst_keys=60,
+        pause_s=1.3,
+        pause_cv=0.5,
+        correction_p=0.02,
+        mouse_p=0.01,
+        mouse_speed=200,
+        clicks_per_s=0.2,
+        apps=(CODE,),
+    ),
+    FocusState.NEUTRAL: Behaviour(
+        iki_s=0.22,
+        iki_cv=0.55,
+        burst_keys=8,
+        pause_s=7.0,
+        pause_cv=1.0,
+        correction_p=0.08,
+        mouse_p=0.45,
+        mouse_speed=500,
+        clicks_per_s=0.15,
+        dwell_s=100,
+        apps=(DOCS, BROWSER, OFFICE, MAIL, CODE),
+    ),
+    FocusState.TRANSITIONING: Behaviour(
+        iki_s=0.25,
+        iki_cv=0.7,
+        burst_keys=6,
+        pause_s=5.0,
+        pause_cv=0.9,
+        correction_p=0.08,
+        mouse_p=0.35,
+        mouse_speed=550,
+        clicks_per_s=0.25,
+        dwell_s=20,
+        dwell_spread=0.35,
+        apps=(CODE, BROWSER, DOCS, CHAT, TERMINAL),
+    ),
+    FocusState.DISTRACTED: Behaviour(
+        iki_s=0.28,
+        iki_cv=1.0,
+        burst_keys=5,
+        pause_s=4.0,
+        pause_cv=1.0,
+        correction_p=0.12,
+        mouse_p=0.6,
+        mouse_speed=700,
+        clicks_per_s=0.3,
+        dwell_s=6,
+        dwell_spread=0.6,
+        apps=(BROWSER, CHAT, VIDEO, GAME, MAIL, DOCS, OTHER),
+    ),
+    FocusState.IDLE: Behaviour(mouse_p=0.004, mouse_speed=80, clicks_per_s=0.0),
+}
+
+
+@dataclass(frozen=True)
+class Perturb:
+    """Scale factors applied to every profile (1.0 = unchanged)."""
+
+    iki: float = 1.0
+    """x inter-key interval (1.2 = 20 % slower typing)."""
+    iki_cv: float = 1.0
+    burst: float = 1.0
+    pause: float = 1.0
+    switch: float = 1.0
+    """x switch *rate* (2.0 = twice as many app switches)."""
+    mouse: float = 1.0
+    """x probability of pointer activity."""
+
+    def apply(self, b: Behaviour) -> Behaviour:
+        return replace(
+            b,
+            iki_s=b.iki_s * self.iki,
+            iki_cv=b.iki_cv * self.iki_cv,
+            burst_keys=max(b.burst_keys * self.burst, 1.0),
+            pause_s=b.pause_s * self.pause,
+            dwell_s=b.dwell_s / self.switch,
+            side_dwell_s=b.side_dwell_s,
+            mouse_p=min(b.mouse_p * self.mouse, 1.0),
+        )
+
+
+@dataclass(frozen=True)
+class Segment:
+    state: FocusState
+    minutes: float
+    behaviour: Behaviour | None = None
+    """Override of the state's profile (None = PROFILES[state])."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Ground truth: ``state`` was scripted for ``start <= t < end``."""
+
+    state: FocusState
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    start: float
+    end: float
+    events: tuple[dict[str, Any], ...]
+    truth: tuple[Span, ...]
+
+    def state_at(self, t: float) -> FocusState:
+        starts = [s.start for s in self.truth]
+        i = max(bisect.bisect_right(starts, t) - 1, 0)
+        return self.truth[i].state
+
+    def changes(self) -> list[tuple[float, FocusState, FocusState]]:
+        """(time, from, to) of every scripted change of state."""
+        return [
+            (b.start, a.state, b.state)
+            for a, b in zip(self.truth, self.truth[1:], strict=False)
+            if a.state is not b.state
+        ]
+
+    def raw_events(self, host_id: str = "sim-host", session_id: str = "sim-1") -> list[RawEvent]:
+        """The events as the Pi would publish them (through the real ingest validator)."""
+        return [validate_event(dict(e), host_id, session_id) for e in self.events]
+
+
+def _lognormal(rng: random.Random, mean: float, cv: float) -> float:
+    if mean <= 0:
+        return 0.0
+    if cv <= 0:
+        return mean
+    sigma2 = math.log1p(cv * cv)
+    return rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+class _Gen:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.raw: list[tuple[float, dict[str, Any]]] = []
+        self.app: App | None = None
+        self.last_input: float | None = None
+
+    def emit(self, ts: float, fields: dict[str, Any]) -> None:
+        self.raw.append((ts, fields))
+        if fields["kind"] != "idle":
+            self.last_input = ts if self.last_input is None else max(self.last_input, ts)
+
+    def focus(self, ts: float, app: App) -> None:
+        if app != self.app:
+            self.emit(ts, {"kind": "focus", "category": app[0], "app_id": app[1]})
+            self.app = app
+
+    def typing(self, a: float, b: float, beh: Behaviour) -> None:
+        if beh.iki_s <= 0:
+            return
+        rng = self.rng
+        t = a + rng.uniform(0.0, beh.pause_s)
+        while t < b:
+            n = max(1, round(_lognormal(rng, beh.burst_keys, 0.6)))
+            for _ in range(n):
+                if t >= b:
+                    return
+                self.emit(t, {"kind": "key", "correction": rng.random() < beh.correction_p})
+                t += max(_lognormal(rng, beh.iki_s, beh.iki_cv), 0.025)
+            t += _lognormal(rng, beh.pause_s, beh.pause_cv)
+
+    def mouse(self, a: float, b: float, beh: Behaviour) -> None:
+        rng = self.rng
+        t = math.floor(a) + 1.0
+        moving = False
+        while t <= b:
+            # pointer activity comes in runs of seconds, not isolated ticks
+            p = min(beh.mouse_p * 3.0, 0.9) if moving else beh.mouse_p
+            moving = rng.random() < p
+            if moving and t > a:
+                speed = round(_lognormal(rng, beh.mouse_speed, 0.5), 1)
+                clicks = _poisson(rng, beh.clicks_per_s)
+                self.emit(t, {"kind": "mouse", "speed": speed, "clicks": clicks, "span_ms": 1000})
+            t += 1.0
+
+    def apps(self, a: float, b: float, beh: Behaviour) -> None:
+        rng = self.rng
+        home = beh.apps[0]
+        self.focus(a + rng.uniform(0.05, 0.5), home)
+        if not math.isfinite(beh.dwell_s) or len(beh.apps) < 2:
+            return
+        # the first switch comes at a random phase of the rhythm, not a full dwell after the start
+        t = a - beh.dwell_s * rng.uniform(0.0, 1.0 - beh.dwell_spread)
+        while True:
+            t += beh.dwell_s * rng.uniform(1 - beh.dwell_spread, 1 + beh.dwell_spread)
+            if t >= b:
+                return
+            if beh.side_dwell_s > 0:
+                self.focus(t, rng.choice(beh.apps[1:]))
+                t += max(_lognormal(rng, beh.side_dwell_s, 0.5), 2.0)
+                if t >= b:
+                    return
+                self.focus(t, home)
+            else:
+                self.focus(t, rng.choice([x for x in beh.apps if x != self.app]))
+
+
+def generate(
+    name: str,
+    segments: Sequence[Segment],
+    seed: int = 0,
+    start: float = DEFAULT_START,
+    perturb: Perturb | None = None,
+) -> Scenario:
+    """Play a script of segments into wire events and a truth timeline."""
+    if not segments:
+        raise ValueError("a scenario needs at least one segment")
+    rng = random.Random(seed)
+    gen = _Gen(rng)
+    truth: list[Span] = []
+    t = start
+    for seg in segments:
+        if not (seg.minutes > 0 and math.isfinite(seg.minutes)):
+            raise ValueError(f"segment {seg.state} has length {seg.minutes!r}; use minutes > 0")
+        beh = seg.behaviour or PROFILES[seg.state]
+        if perturb is not None:
+            beh = perturb.apply(beh)
+        end = t + seg.minutes * 60.0
+        if seg.state is FocusState.IDLE:
+            gen.mouse(t, end, beh)
+            quiet_from = gen.last_input if gen.last_input is not None else t
+            # the host reports the idle span when input resumes, i.e. at the end of the segment
+            if end - quiet_from >= 30.0:
+                gen.emit(end, {"kind": "idle", "duration_s": round(end - quiet_from, 3)})
+        else:
+            gen.apps(t, end, beh)
+            gen.typing(t, end, beh)
+            gen.mouse(t, end, beh)
+        if truth and truth[-1].state is seg.state:
+            truth[-1] = Span(seg.state, truth[-1].start, end)
+        else:
+            truth.append(Span(seg.state, t, end))
+        t = end
+    gen.raw.sort(key=lambda x: x[0])
+    events = tuple(
+        {
+            "kind": f["kind"],
+            "seq": i,
+            "ts": round(ts, 6),
+            **{k: v for k, v in f.items() if k != "kind"},
+        }
+        for i, (ts, f) in enumerate(gen.raw, start=1)
+    )
+    return Scenario(name, seed, start, t, events, tuple(truth))
+
+
+F, H, N = FocusState.FLOW, FocusState.HYPERFOCUS, FocusState.NEUTRAL
+T, D, IDLE = FocusState.TRANSITIONING, FocusState.DISTRACTED, FocusState.IDLE
+
+SCRIPTS: dict[str, tuple[Segment, ...]] = {
+    "flow": (Segment(N, 4), Segment(F, 20), Segment(N, 4)),
+    "hyperfocus": (Segment(F, 6), Segment(H, 30), Segment(IDLE, 4)),
+    "distraction": (Segment(F, 6), Segment(T, 4), Segment(D, 12), Segment(N, 4)),
+    "idle": (Segment(N, 3), Segment(IDLE, 15), Segment(N, 3)),
+    "workday": (
+        Segment(N, 5),
+        Segment(T, 3),
+        Segment(F, 25),
+        Segment(N, 5),
+        Segment(D, 8),
+        Segment(IDLE, 10),
+        Segment(N, 4),
+        Segment(F, 10),
+        Segment(H, 40),
+        Segment(T, 3),
+        Segment(D, 6),
+        Segment(IDLE, 5),
+    ),
+}
+
+
+def scenario(
+    name: str, seed: int = 0, start: float = DEFAULT_START, perturb: Perturb | None = None
+) -> Scenario:
+    """One of the named scenarios (:data:`SCRIPTS`)."""
+    try:
+        script = SCRIPTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown scenario {name!r}; choose one of {', '.join(sorted(SCRIPTS))}"
+        ) from None
+    return generate(name, script, seed=seed, start=start, perturb=perturb)
+
+
+SCENARIOS = tuple(SCRIPTS)
+
+
+def windows(
+    events: Sequence[RawEvent],
+    start: float,
+    end: float,
+    length: float = 30.0,
+    step: float = 10.0,
+    phase: float = 0.0,
+    host_id: str = "",
+) -> Iterator[EventBatch]:
+    """Cut events into the windows Storage emits: ``length`` s long, one every ``step`` s.
+
+    Window ends fall at ``start + phase + k·step`` for every end in ``[start + length, end]``;
+    each holds the events with ``window_end - length <= ts <= window_end``.
+    """
+    ordered = sorted(events, key=lambda e: e.ts)
+    stamps = [e.ts for e in ordered]
+    k = math.ceil((length - phase) / step)
+    while True:
+        w_end = start + phase + k * step
+        if w_end > end:
+            return
+        w_start = w_end - length
+        lo = bisect.bisect_left(stamps, w_start)
+        hi = bisect.bisect_right(stamps, w_end)
+        yield EventBatch(w_start, w_end, tuple(ordered[lo:hi]), host_id)
+        k += 1

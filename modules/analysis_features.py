@@ -1,0 +1,293 @@
+"""Features of one window of host timing events (docs/ANALYSIS.md §2).
+
+Pure functions: events and window bounds in, a :class:`WindowFeatures` out.  No bus, no clock.
+Events may come in any order, with duplicates or identical timestamps, partly outside the window,
+or with missing/odd attributes; none of that raises.  Only non-finite window bounds are refused
+(:class:`FeatureError`), because they mean the caller is broken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+
+from bus.messages import RawEvent
+
+WORK_CATEGORIES = frozenset({"code", "terminal", "docs", "office", "design"})
+COMM_CATEGORIES = frozenset({"communication"})
+BROWSER_CATEGORIES = frozenset({"browser"})
+LEISURE_CATEGORIES = frozenset({"media", "games"})
+MAX_SPEED = 1e6
+MAX_CLICKS = 1e6
+MIN_WINDOW_S = 1.0
+"""Shorter (or inverted) windows are treated as 1 s long so rates stay finite."""
+
+
+class FeatureError(ValueError):
+    """The window bounds are unusable (not finite numbers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureParams:
+    """The feature definitions' own parameters (a subset of ``AnalysisConfig``)."""
+
+    pause_s: float = 2.0
+    burst_gap_s: float = 1.0
+    burst_min_keys: int = 5
+    rapid_dwell_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFeatures:
+    """Every feature of one window; all finite floats (see docs/ANALYSIS.md §2)."""
+
+    duration_s: float = 0.0
+    key_count: float = 0.0
+    keys_per_min: float = 0.0
+    iki_mean_ms: float = 0.0
+    iki_cv: float = 0.0
+    iki_n: float = 0.0
+    iki_median_ms: float = 0.0
+    iki_rcv: float = 0.0
+    burst_count: float = 0.0
+    burst_mean_keys: float = 0.0
+    typing_duty: float = 0.0
+    pause_count: float = 0.0
+    pauses_per_min: float = 0.0
+    longest_pause_s: float = 0.0
+    correction_rate: float = 0.0
+    mouse_active_s: float = 0.0
+    mouse_active_frac: float = 0.0
+    mouse_speed_mean: float = 0.0
+    clicks: float = 0.0
+    clicks_per_min: float = 0.0
+    switches: float = 0.0
+    switches_per_min: float = 0.0
+    dwell_mean_s: float = 0.0
+    visit_mean_s: float = 0.0
+    visit_min_s: float = 0.0
+    rapid_switch_ratio: float = 0.0
+    dominant_app_share: float = 1.0
+    work_share: float = 0.0
+    comm_share: float = 0.0
+    browser_share: float = 0.0
+    leisure_share: float = 0.0
+    distinct_categories: float = 0.0
+    idle_frac: float = 0.0
+    quiet_tail_s: float = 0.0
+    input_per_min: float = 0.0
+
+    def as_pairs(self) -> tuple[tuple[str, float], ...]:
+        names = [f.name for f in fields(self)]
+        return tuple((n, round(float(v), 6)) for n, v in zip(names, astuple(self), strict=True))
+
+
+def _num(value: object, default: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    out = float(value)
+    return out if math.isfinite(out) else default
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _finite_ts(ev: RawEvent) -> bool:
+    return isinstance(ev.ts, (int, float)) and math.isfinite(ev.ts)
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and coefficient of variation (population); (0, 0) for fewer than two values."""
+    if len(values) < 2:
+        return 0.0, 0.0
+    mean = math.fsum(values) / len(values)
+    if mean <= 0.0:
+        return 0.0, 0.0
+    var = math.fsum((v - mean) ** 2 for v in values) / len(values)
+    return mean, math.sqrt(var) / mean
+
+
+def _robust(values: Sequence[float]) -> tuple[float, float]:
+    """Median and robust CV (1.4826 · MAD / median); (0, 0) for fewer than two values."""
+    if len(values) < 2:
+        return 0.0, 0.0
+    med = statistics.median(values)
+    if med <= 0.0:
+        return 0.0, 0.0
+    mad = statistics.median(abs(v - med) for v in values)
+    return med, 1.4826 * mad / med
+
+
+def _focus_before(
+    start: float, earlier: Iterable[RawEvent]
+) -> tuple[str | None, str | None, float | None]:
+    """App id, category and since-when of the app in front at ``start`` (None if unknown)."""
+    focus = sorted(
+        (e for e in earlier if e.kind == "focus" and _finite_ts(e) and e.ts < start),
+        key=lambda e: (e.ts, e.seq),
+    )
+    app: str | None = None
+    category: str | None = None
+    since: float | None = None
+    for ev in focus:
+        ev_app = _str(ev.get("app_id"))
+        if ev_app is None:
+            continue
+        if ev_app != app:
+            since = ev.ts
+        app = ev_app
+        category = _str(ev.get("category"))
+    return app, category, since
+
+
+def compute_features(
+    events: Iterable[RawEvent],
+    start: float,
+    end: float,
+    params: FeatureParams | None = None,
+    context: Iterable[RawEvent] = (),
+) -> WindowFeatures:
+    """Features of the events with ``start <= ts <= end``.
+
+    ``context`` holds earlier events (only focus events matter) so the app in front at ``start``
+    is known; events of ``events`` before ``start`` are used as context too, which is how the
+    recent slice of a window sees the app that was in front when the slice began.
+    """
+    p = params or FeatureParams()
+    if not (isinstance(start, (int, float)) and isinstance(end, (int, float))):
+        raise FeatureError(f"window bounds must be numbers, got {start!r} and {end!r}")
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise FeatureError(f"window bounds must be finite, got {start!r} and {end!r}")
+    if not math.isfinite(end - start):
+        raise FeatureError(f"window from {start!r} to {end!r} is too long to analyse")
+    all_events = [e for e in events if _finite_ts(e)]
+    inside = sorted((e for e in all_events if start <= e.ts <= end), key=lambda e: (e.ts, e.seq))
+    duration = max(end - start, MIN_WINDOW_S)
+    per_min = 60.0 / duration
+
+    keys = [e for e in inside if e.kind == "key"]
+    mice = [e for e in inside if e.kind == "mouse"]
+    focus = [e for e in inside if e.kind == "focus"]
+    idles = [e for e in inside if e.kind == "idle"]
+
+    # --- keyboard ----------------------------------------------------------------------------
+    kts = [e.ts for e in keys]
+    gaps = [b - a for a, b in itertools.pairwise(kts)]
+    rhythm = [g for g in gaps if g <= p.pause_s]
+    iki_mean, iki_cv = _stats(rhythm)
+    iki_median, iki_rcv = _robust(rhythm)
+    pauses = [g for g in gaps if g > p.pause_s]
+    bursts: list[tuple[int, float]] = []
+    run_start = 0
+    for i in range(1, len(kts) + 1):
+        if i == len(kts) or kts[i] - kts[i - 1] > p.burst_gap_s:
+            n = i - run_start
+            if n >= p.burst_min_keys:
+                bursts.append((n, kts[i - 1] - kts[run_start]))
+            run_start = i
+    corrections = sum(1 for e in keys if e.get("correction") is True)
+
+    # --- mouse -------------------------------------------------------------------------------
+    active_s = 0.0
+    weighted_speed = 0.0
+    clicks = 0.0
+    for ev in mice:
+        speed = min(max(_num(ev.get("speed")), 0.0), MAX_SPEED)
+        n_clicks = min(max(_num(ev.get("clicks")), 0.0), MAX_CLICKS)
+        span = min(max(_num(ev.get("span_ms"), 1000.0), 0.0) / 1000.0, duration)
+        clicks += n_clicks
+        if speed > 0.0 or n_clicks > 0.0:
+            overlap = max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
+            active_s += overlap
+            weighted_speed += speed * overlap
+    active_s = min(active_s, duration)
+    speed_mean = weighted_speed / active_s if active_s > 0.0 else 0.0
+
+    # --- focus / apps ------------------------------------------------------------------------
+    earlier = [*context, *(e for e in all_events if e.ts < start)]
+    app, category, since = _focus_before(start, earlier)
+    seg_start = start
+    app_time: dict[str | None, float] = {}
+    cat_time: dict[str | None, float] = {}
+    categories: set[str] = {category} if category else set()
+    switches = 0
+    rapid = 0
+    visits: list[float] = []
+    for ev in focus:
+        ev_app = _str(ev.get("app_id"))
+        if ev_app is None or ev_app == app:
+            continue
+        span = ev.ts - seg_start
+        app_time[app] = app_time.get(app, 0.0) + span
+        cat_time[category] = cat_time.get(category, 0.0) + span
+        if app is not None:
+            switches += 1
+            visit = ev.ts - (since if since is not None else start)
+            visits.append(visit)
+            if visit < p.rapid_dwell_s:
+                rapid += 1
+        app, since, seg_start = ev_app, ev.ts, ev.ts
+        category = _str(ev.get("category"))
+        if category:
+            categories.add(category)
+    tail = max(end - seg_start, 0.0)
+    app_time[app] = app_time.get(app, 0.0) + tail
+    cat_time[category] = cat_time.get(category, 0.0) + tail
+    span_total = max(end - start, 0.0)
+
+    def share(group: frozenset[str]) -> float:
+        if span_total <= 0.0:
+            return 0.0
+        return min(sum(t for c, t in cat_time.items() if c in group) / span_total, 1.0)
+
+    dominant = max(app_time.values()) / span_total if span_total > 0.0 else 1.0
+
+    # --- idle / presence ---------------------------------------------------------------------
+    idle_s = 0.0
+    for ev in idles:
+        span = min(max(_num(ev.get("duration_s")), 0.0), duration)
+        idle_s += max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
+    inputs = [e.ts for e in inside if e.kind in ("key", "mouse", "focus")]
+    quiet_tail = end - max(inputs) if inputs else duration
+
+    return WindowFeatures(
+        duration_s=duration,
+        key_count=float(len(keys)),
+        keys_per_min=len(keys) * per_min,
+        iki_mean_ms=iki_mean * 1000.0,
+        iki_cv=iki_cv,
+        iki_n=float(len(rhythm)),
+        iki_median_ms=iki_median * 1000.0,
+        iki_rcv=iki_rcv,
+        burst_count=float(len(bursts)),
+        burst_mean_keys=(sum(n for n, _ in bursts) / len(bursts)) if bursts else 0.0,
+        typing_duty=min(sum(d for _, d in bursts) / duration, 1.0),
+        pause_count=float(len(pauses)),
+        pauses_per_min=len(pauses) * per_min,
+        longest_pause_s=max(pauses, default=0.0),
+        correction_rate=corrections / len(keys) if keys else 0.0,
+        mouse_active_s=active_s,
+        mouse_active_frac=active_s / duration,
+        mouse_speed_mean=speed_mean,
+        clicks=clicks,
+        clicks_per_min=clicks * per_min,
+        switches=float(switches),
+        switches_per_min=switches * per_min,
+        dwell_mean_s=duration / (switches + 1),
+        visit_mean_s=math.fsum(visits) / len(visits) if visits else duration,
+        visit_min_s=min(visits) if visits else duration,
+        rapid_switch_ratio=rapid / switches if switches else 0.0,
+        dominant_app_share=min(max(dominant, 0.0), 1.0),
+        work_share=share(WORK_CATEGORIES),
+        comm_share=share(COMM_CATEGORIES),
+        browser_share=share(BROWSER_CATEGORIES),
+        leisure_share=share(LEISURE_CATEGORIES),
+        distinct_categories=float(len(categories)),
+        idle_frac=min(idle_s / duration, 1.0),
+        quiet_tail_s=min(max(quiet_tail, 0.0), duration),
+        input_per_min=len(inputs) * per_min,
+    )
