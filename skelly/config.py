@@ -93,7 +93,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
             return tuple(
                 _coerce(v, a, f"{where}[{i}]")
-                for i, (v, a) in enumerate(zip(args, value, strict=True))
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
             )
         return list(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
