@@ -67,6 +67,7 @@ RawTap = Callable[[Direction, float, bytes], None]
 
 READ_CHUNK: Final = 65536
 UNPACED_WRITE_CHUNK: Final = 16384
+MIN_WAKE_BYTES: Final = 32  # a paced writer waits for at least this much line time
 _TIOCOUTQ: Final = getattr(termios, "TIOCOUTQ", None)
 
 
@@ -220,6 +221,7 @@ class SerialLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = b""
         self._writer_on = False
+        self._flush_soon = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pace_timer: asyncio.TimerHandle | None = None
@@ -255,10 +257,13 @@ class SerialLink:
         self.wakeup()
 
     def wakeup(self) -> None:
-        """Tell the link the desired state changed; it pulls frames when the port can take them."""
-        if self._fd >= 0 and self._lost is not None and not self._lost.done():
-            self._want_write()
-            self._reschedule()
+        """Tell the link the desired state changed; it pulls frames when the port can take them.
+
+        Cheap and idempotent: all wake-ups of one loop iteration are served by one flush.
+        """
+        if not self._flush_soon and self._fd >= 0 and self._loop is not None:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
 
     async def wait_up(self, timeout: float | None = None) -> None:
         """Wait until the handshake is done (raises TimeoutError after ``timeout`` seconds)."""
@@ -331,8 +336,7 @@ class SerialLink:
         self._set_state(LinkState.HANDSHAKING)
         self._dispatch(self.protocol.reset(now))
         loop.add_reader(self._fd, self._on_readable)
-        self._want_write()
-        self._reschedule()
+        self.wakeup()
         reason = "link stopped"
         try:
             reason = await self._lost
@@ -393,18 +397,60 @@ class SerialLink:
         if self.tap is not None:
             self._tap_frames("rx", data)
         self._dispatch(self.protocol.receive_data(data, now))
-        self._want_write()
-        self._reschedule()
+        self.wakeup()
 
     # ------------------------------------------------------------------ writing
 
-    def _want_write(self) -> None:
-        if (
-            not self._writer_on
-            and self._pace_timer is None
-            and self._fd >= 0
-            and (self._pending or self.protocol.wants_write)
-        ):
+    def _flush(self) -> None:
+        """Once per loop iteration after a wake-up: write eagerly, then rearm the timer."""
+        self._flush_soon = False
+        if self._fd < 0 or self._lost is None or self._lost.done():
+            return
+        if not self._writer_on and self._pace_timer is None:
+            self._send()
+        self._reschedule()
+
+    def _on_writable(self) -> None:
+        self._send()
+        self._reschedule()
+
+    def _send(self) -> None:
+        """Pull what the wire can carry now and write it. The writer callback is registered only
+        while the driver refuses bytes (its buffer is full); pacing uses a timer instead."""
+        loop = self._loop
+        assert loop is not None
+        if self._pending and not self._write(self._pending):
+            self._start_writer()
+            return
+        if not self.protocol.wants_write:
+            self._stop_writer()
+            return
+        now = loop.time()
+        budget = self._budget(now)
+        data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
+        if not data:
+            self._stop_writer()
+            if self._bucket is not None and budget < MAX_ENCODED_FRAME:
+                # the next frame does not fit yet: look again when the wire has carried enough
+                # for a frame twice the budget (at most a maximum frame), so a small frame waits
+                # little and a large one costs a few wake-ups at most
+                want = min(MAX_ENCODED_FRAME, max(2 * budget, MIN_WAKE_BYTES))
+                delay = (want - budget) / self._rate
+                self._pace_timer = loop.call_later(delay, self._on_pace_timer)
+            return
+        if self._bucket is not None:
+            self._bucket.consume(len(data), now)
+        if self.raw_tap is not None:
+            self.raw_tap("tx", time.time(), data)
+        if self.tap is not None:
+            self._tap_frames("tx", data)
+        if self._write(data):
+            self._stop_writer()
+        else:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writer_on and self._fd >= 0 and not self._lost_done():
             assert self._loop is not None
             self._loop.add_writer(self._fd, self._on_writable)
             self._writer_on = True
@@ -414,6 +460,9 @@ class SerialLink:
             assert self._loop is not None
             self._loop.remove_writer(self._fd)
             self._writer_on = False
+
+    def _lost_done(self) -> bool:
+        return self._lost is None or self._lost.done()
 
     def _budget(self, now: float) -> int:
         if self._bucket is None:
@@ -425,37 +474,9 @@ class SerialLink:
             budget -= struct.unpack("i", buf)[0]
         return budget
 
-    def _on_writable(self) -> None:
-        assert self._loop is not None
-        if self._pending:
-            if not self._write(self._pending):
-                return
-        if not self.protocol.wants_write:
-            self._stop_writer()
-            return
-        now = self._loop.time()
-        budget = self._budget(now)
-        data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
-        if not data:
-            self._stop_writer()
-            if self._bucket is not None and budget < MAX_ENCODED_FRAME:
-                # the next frame may not fit yet: look again once a whole frame's worth refilled
-                delay = self._bucket.delay_until(MAX_ENCODED_FRAME, now)
-                self._pace_timer = self._loop.call_later(delay, self._on_pace_timer)
-            self._reschedule()
-            return
-        if self._bucket is not None:
-            self._bucket.consume(len(data), now)
-        if self.raw_tap is not None:
-            self.raw_tap("tx", time.time(), data)
-        if self.tap is not None:
-            self._tap_frames("tx", data)
-        self._write(data)
-        self._reschedule()
-
     def _on_pace_timer(self) -> None:
         self._pace_timer = None
-        self._want_write()
+        self.wakeup()
 
     def _write(self, data: bytes) -> bool:
         """Write ``data``; keep the unwritten rest. True if everything was written."""
@@ -508,8 +529,7 @@ class SerialLink:
             )
             return
         self._dispatch(self.protocol.handle_timeout(now))
-        self._want_write()
-        self._reschedule()
+        self.wakeup()
 
     # ------------------------------------------------------------------ events
 

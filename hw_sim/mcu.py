@@ -181,6 +181,7 @@ class SimulatedMcu:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._reader_on = self._writer_on = False
+        self._flush_soon = False
         self._pending = b""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -413,17 +414,19 @@ class SimulatedMcu:
         self._add_reader()
 
     def _kick(self) -> None:
-        """Register for writability if there is something to send; rearm the protocol timer."""
+        """Something may be ready to send: flush once at the end of this loop iteration."""
+        if not self._flush_soon and self._fd >= 0 and not self.stalled:
+            assert self._loop is not None
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
         if self._fd < 0 or self.stalled:
             return
         assert self._loop is not None
-        if (
-            not self._writer_on
-            and self._tx_timer is None
-            and (self._pending or self.protocol.wants_write)
-        ):
-            self._loop.add_writer(self._fd, self._on_writable)
-            self._writer_on = True
+        if not self._writer_on and self._tx_timer is None:
+            self._send()
         deadline = self.protocol.next_deadline()
         if deadline != self._timer_at:
             if self._timer is not None:
@@ -445,14 +448,18 @@ class SimulatedMcu:
             self._writer_on = False
 
     def _on_writable(self) -> None:
+        self._send()
+        self._kick()
+
+    def _send(self) -> None:
+        """Write eagerly; watch for writability only while the pty refuses bytes."""
         assert self._loop is not None
         now = self._loop.time()
-        if self._pending:
-            if not self._write(self._pending):
-                return
+        if self._pending and not self._write(self._pending):
+            self._start_writer()
+            return
         if not self.protocol.wants_write:
             self._stop_writer()
-            self._kick()
             return
         budget = UNPACED_CHUNK
         if self._tx_bucket is not None:
@@ -461,18 +468,25 @@ class SimulatedMcu:
         if not data:
             self._stop_writer()
             if self._tx_bucket is not None and budget < 260:
-                delay = self._tx_bucket.delay_until(260, now)
+                want = min(260, max(2 * budget, 32))
+                delay = (want - budget) / self._tx_bucket.rate
                 self._tx_timer = self._loop.call_later(delay, self._on_tx_timer)
-            self._kick()
             return
         if self._tx_bucket is not None:
             self._tx_bucket.consume(len(data), now)
         if self._drop_tx_frames:
             data = self._drop_first_frames(data)
         data = self._tx_faults.apply(data)
-        if data:
-            self._write(data)
-        self._kick()
+        if not data or self._write(data):
+            self._stop_writer()
+        else:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writer_on and self._fd >= 0:
+            assert self._loop is not None
+            self._loop.add_writer(self._fd, self._on_writable)
+            self._writer_on = True
 
     def _on_tx_timer(self) -> None:
         self._tx_timer = None
@@ -541,6 +555,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--drop", type=float, default=0.0, help="per-byte loss probability")
     ap.add_argument("--duplicate", type=float, default=0.0, help="per-frame duplicate probability")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--quiet", action="store_true", help="do not print every state change")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     return ap.parse_args(argv)
 
@@ -581,8 +596,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
     async with mcu:
         print(f"simulated MCU at {mcu.path} -> {mcu.port.slave_name}", flush=True)
-        mcu.on_change = show
-        show(mcu, None)
+        if not args.quiet:
+            mcu.on_change = show
+            show(mcu, None)
         with contextlib.suppress(OSError, ValueError):
             loop.add_reader(sys.stdin.fileno(), on_stdin)
         with contextlib.suppress(NotImplementedError):
