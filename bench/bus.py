@@ -366,6 +366,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "statistic": "median of runs; rates per CPU-second unless named wall",
+        "bus_build": dict(bus_build.state),
     }
     print(json.dumps(results))
 

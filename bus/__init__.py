@@ -1,17 +1,14 @@
 """Skelly-Jelly message bus: typed envelopes, priority lanes, delivery modes, health registry."""
 
+from bus import _compiled
+
+_compiled.choose()  # before the hot modules are imported: compiled copy only if it is fresh
+
 from bus.envelope import Envelope, Priority
+from bus.errors import BusClosedError, BusError, BusNotBoundError
 from bus.messages import FocusState, Message, ModuleId, ModuleStatus
 from bus.registry import ModuleRegistry, SystemHealth, aggregate
-from bus.router import (
-    Bus,
-    BusClosedError,
-    BusError,
-    BusNotBoundError,
-    DeadLetter,
-    Delivery,
-    Subscription,
-)
+from bus.router import Bus, DeadLetter, Delivery, Subscription
 
 __all__ = [
     "Bus",

@@ -48,6 +48,7 @@ from enum import Enum
 from typing import NamedTuple, cast
 
 from bus.envelope import Envelope, Priority
+from bus.errors import BusClosedError, BusError, BusNotBoundError
 from bus.messages import Error, Message, ModuleId
 from bus.metrics import BusSnapshot, LatencyHistogram, SubscriberStats, TypeStats, bucket_of
 from bus.registry import ModuleRegistry
@@ -65,18 +66,6 @@ SLICE = 256
 _new_envelope = tuple.__new__
 _perf_ns = time.perf_counter_ns
 _PRIORITIES = (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW)
-
-
-class BusError(Exception):
-    """Base class of bus errors."""
-
-
-class BusNotBoundError(BusError, RuntimeError):
-    """``publish_threadsafe`` was called before the bus saw its event loop."""
-
-
-class BusClosedError(BusError, RuntimeError):
-    """The bus (or its loop) is closed."""
 
 
 class Delivery(Enum):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = ["bus", "modules", "firmware_bridge", "hw_sim", "skelly", "tests", "bench"]
+CODE = ["bus", "modules", "firmware_bridge", "hw_sim", "skelly", "tests", "bench", "setup.py"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
