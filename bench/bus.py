@@ -43,6 +43,7 @@ import uvloop
 from pyee.asyncio import AsyncIOEventEmitter
 
 from bus import Bus, Priority
+from bus import _compiled as bus_build
 from bus.messages import (
     AnalysisComplete,
     FocusState,
