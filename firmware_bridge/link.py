@@ -422,32 +422,29 @@ class SerialLink:
         if self._pending and not self._write(self._pending):
             self._start_writer()
             return
-        if not self.protocol.wants_write:
-            self._stop_writer()
-            return
-        now = loop.time()
-        budget = self._budget(now)
-        data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
-        if not data:
-            self._stop_writer()
-            if self._bucket is not None and budget < MAX_ENCODED_FRAME:
-                # the next frame does not fit yet: look again when the wire has carried enough
-                # for a frame twice the budget (at most a maximum frame), so a small frame waits
-                # little and a large one costs a few wake-ups at most
-                want = min(MAX_ENCODED_FRAME, max(2 * budget, MIN_WAKE_BYTES))
-                delay = (want - budget) / self._rate
-                self._pace_timer = loop.call_later(delay, self._on_pace_timer)
-            return
-        if self._bucket is not None:
-            self._bucket.consume(len(data), now)
-        if self.raw_tap is not None:
-            self.raw_tap("tx", time.time(), data)
-        if self.tap is not None:
-            self._tap_frames("tx", data)
-        if self._write(data):
-            self._stop_writer()
-        else:
-            self._start_writer()
+        while self.protocol.wants_write and not self._lost_done():
+            now = loop.time()
+            budget = self._budget(now)
+            data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
+            if not data:
+                if self._bucket is not None and budget < MAX_ENCODED_FRAME:
+                    # the next frame does not fit yet: look again when the wire has carried
+                    # enough for a frame twice the budget (at most a maximum frame), so a small
+                    # frame waits little and a large one costs a few wake-ups at most
+                    want = min(MAX_ENCODED_FRAME, max(2 * budget, MIN_WAKE_BYTES))
+                    delay = (want - budget) / self._rate
+                    self._pace_timer = loop.call_later(delay, self._on_pace_timer)
+                break
+            if self._bucket is not None:
+                self._bucket.consume(len(data), now)
+            if self.raw_tap is not None:
+                self.raw_tap("tx", time.time(), data)
+            if self.tap is not None:
+                self._tap_frames("tx", data)
+            if not self._write(data):
+                self._start_writer()
+                return
+        self._stop_writer()
 
     def _start_writer(self) -> None:
         if not self._writer_on and self._fd >= 0 and not self._lost_done():

@@ -454,33 +454,31 @@ class SimulatedMcu:
     def _send(self) -> None:
         """Write eagerly; watch for writability only while the pty refuses bytes."""
         assert self._loop is not None
-        now = self._loop.time()
         if self._pending and not self._write(self._pending):
             self._start_writer()
             return
-        if not self.protocol.wants_write:
-            self._stop_writer()
-            return
-        budget = UNPACED_CHUNK
-        if self._tx_bucket is not None:
-            budget = self._tx_bucket.available(now)
-        data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
-        if not data:
-            self._stop_writer()
-            if self._tx_bucket is not None and budget < 260:
-                want = min(260, max(2 * budget, 32))
-                delay = (want - budget) / self._tx_bucket.rate
-                self._tx_timer = self._loop.call_later(delay, self._on_tx_timer)
-            return
-        if self._tx_bucket is not None:
-            self._tx_bucket.consume(len(data), now)
-        if self._drop_tx_frames:
-            data = self._drop_first_frames(data)
-        data = self._tx_faults.apply(data)
-        if not data or self._write(data):
-            self._stop_writer()
-        else:
-            self._start_writer()
+        while self.protocol.wants_write:
+            now = self._loop.time()
+            budget = UNPACED_CHUNK
+            if self._tx_bucket is not None:
+                budget = self._tx_bucket.available(now)
+            data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
+            if not data:
+                if self._tx_bucket is not None and budget < 260:
+                    # the next frame does not fit the line time saved up: come back later
+                    want = min(260, max(2 * budget, 32))
+                    delay = (want - budget) / self._tx_bucket.rate
+                    self._tx_timer = self._loop.call_later(delay, self._on_tx_timer)
+                break
+            if self._tx_bucket is not None:
+                self._tx_bucket.consume(len(data), now)
+            if self._drop_tx_frames:
+                data = self._drop_first_frames(data)
+            data = self._tx_faults.apply(data)
+            if data and not self._write(data):
+                self._start_writer()
+                return
+        self._stop_writer()
 
     def _start_writer(self) -> None:
         if not self._writer_on and self._fd >= 0:
