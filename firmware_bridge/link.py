@@ -54,7 +54,14 @@ from bus.messages import LinkStatus
 from firmware_bridge.core.errors import BridgeError
 from firmware_bridge.core.framing import MAX_ENCODED_FRAME, FrameDecoder
 from firmware_bridge.core.messages import Message, decode_message
-from firmware_bridge.core.protocol import Connected, Disconnected, Event, HostProtocol
+from firmware_bridge.core.protocol import (
+    Connected,
+    Disconnected,
+    Event,
+    HostProtocol,
+    HostState,
+    Incompatible,
+)
 from firmware_bridge.link_pacing import Backoff, TokenBucket, bytes_per_second
 
 log = logging.getLogger(__name__)
@@ -503,7 +510,7 @@ class SerialLink:
         if loop is None or self._lost is None or self._lost.done():
             return
         deadline = self.protocol.next_deadline()
-        if self.state is not LinkState.UP:
+        if self._may_reopen():
             reopen_at = self._down_since + self.reopen_after
             deadline = reopen_at if deadline is None else min(deadline, reopen_at)
         if deadline == self._timer_at:
@@ -513,12 +520,17 @@ class SerialLink:
         self._timer_at = deadline
         self._timer = None if deadline is None else loop.call_at(deadline, self._on_timer)
 
+    def _may_reopen(self) -> bool:
+        # a silent MCU gets its port reopened; one that answered with the wrong protocol version
+        # is alive, and reopening would not change its firmware
+        return self.state is not LinkState.UP and self.protocol.state is not HostState.INCOMPATIBLE
+
     def _on_timer(self) -> None:
         assert self._loop is not None
         self._timer = None
         self._timer_at = None
         now = self._loop.time()
-        if self.state is not LinkState.UP and now >= self._down_since + self.reopen_after:
+        if self._may_reopen() and now >= self._down_since + self.reopen_after:
             self.counters.reopens += 1
             self._lose(
                 f"no answer from the MCU on {self.url} for {self.reopen_after:g} s; reopening the "
@@ -540,6 +552,14 @@ class SerialLink:
                 self.last_error = ""
                 self._set_state(LinkState.UP)
                 self._emit_status(True, "")
+            elif isinstance(event, Incompatible):
+                self._note_error(
+                    f"the MCU on {self.url} runs firmware "
+                    f"{'.'.join(map(str, event.fw_version))} speaking protocol "
+                    f"{event.mcu_min}..{event.mcu_max}, but this host speaks "
+                    f"{event.host_min}..{event.host_max}: flash matching firmware or update skelly"
+                )
+                self._emit_status(False, self.last_error)
             elif isinstance(event, Disconnected):
                 if self.is_up:
                     assert self._loop is not None

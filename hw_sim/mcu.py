@@ -44,7 +44,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from firmware_bridge.core.messages import BootCause, Capabilities, InputKind, PlayAnimation, Tone
+from firmware_bridge.core.messages import (
+    PROTOCOL_VERSION,
+    BootCause,
+    Capabilities,
+    InputKind,
+    PlayAnimation,
+    Tone,
+)
 from firmware_bridge.core.protocol import (
     CommandReceived,
     Event,
@@ -160,12 +167,19 @@ class SimulatedMcu:
         faults: Faults | None = None,
         capabilities: Capabilities | None = None,
         fw_version: tuple[int, int, int] = (1, 0, 0),
+        proto: tuple[int, int] = (PROTOCOL_VERSION, PROTOCOL_VERSION),
         timing: Timing | None = None,
         seed: int | None = None,
         on_change: Callable[[SimulatedMcu, Event | None], None] | None = None,
     ) -> None:
         self.port = port if isinstance(port, VirtualSerialPort) else VirtualSerialPort(port)
-        self.protocol = McuProtocol(capabilities, fw_version=fw_version, timing=timing)
+        self.protocol = McuProtocol(
+            capabilities,
+            fw_version=fw_version,
+            proto_min=proto[0],
+            proto_max=proto[1],
+            timing=timing,
+        )
         self.faults = faults or Faults()
         self.fault_counters = FaultCounters()
         self.rng = random.Random(seed)

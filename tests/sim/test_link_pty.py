@@ -264,3 +264,61 @@ def test_bad_settings_are_refused_up_front() -> None:
         SerialLink("", 115200, HostProtocol())
     with pytest.raises(ValueError, match="baud"):
         SerialLink("/dev/ttyACM0", 0, HostProtocol())
+
+
+def test_link_started_before_the_device_exists_connects_when_it_appears(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        statuses = Statuses()
+        mcu = SimulatedMcu()
+        host = HostProtocol()
+        host.set_glow(0, 200, 80)
+        async with SerialLink(str(mcu.path), 115200, host, on_status=statuses) as link:
+            await asyncio.sleep(0.4)  # the service booted before the figurine was plugged in
+            assert link.state in (LinkState.BACKOFF, LinkState.OPENING)
+            assert "does not exist" in link.last_error and link.counters.open_failures >= 2
+            async with mcu:
+                plugged = loop.time()
+                await mcu.wait_until(in_sync(mcu, host), timeout=5)
+                assert loop.time() - plugged <= 2.0
+        assert [s.up for s in statuses.seen] == [True, False]
+        assert statuses.seen[-1].detail == "link stopped"
+
+    run(main())
+
+
+def test_cancelling_the_link_task_in_a_taskgroup_releases_the_port(run: Run) -> None:
+    async def main() -> None:
+        timing = Timing(heartbeat_s=0.1)
+        async with SimulatedMcu(timing=timing) as mcu:
+            link = SerialLink(str(mcu.path), 115200, HostProtocol(timing))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1.0), asyncio.TaskGroup() as tg:
+                    task = tg.create_task(link.run(), name="serial-link[mcu]")
+                    await link.wait_up(timeout=5)
+                    assert task.get_name() == "serial-link[mcu]"
+                    await asyncio.sleep(5)  # cancelled by the timeout, like a service shutdown
+            assert task.cancelled()
+            assert link.state is LinkState.CLOSED
+            assert link.buffered_bytes == 0
+            open_port(str(mcu.path), 115200).close()  # nobody holds the port any more
+            await mcu.wait_until(lambda: not mcu.in_session, timeout=5)  # MCU notices silence
+
+    run(main())
+
+
+def test_incompatible_firmware_is_reported_and_not_hammered_with_reopens(run: Run) -> None:
+    async def main() -> None:
+        statuses = Statuses()
+        async with SimulatedMcu(proto=(2, 3), fw_version=(2, 1, 0)) as mcu:
+            host = HostProtocol()
+            link = SerialLink(str(mcu.path), 115200, host, on_status=statuses, reopen_after=0.2)
+            async with link:
+                down = await statuses.wait(up=False, timeout=5)
+                assert "firmware 2.1.0 speaking protocol 2..3" in down.detail
+                assert "flash matching firmware" in down.detail
+                await asyncio.sleep(0.6)  # three reopen periods
+                assert link.counters.reopens == 0 and link.counters.sessions == 1
+                assert not mcu.in_session
+
+    run(main())
