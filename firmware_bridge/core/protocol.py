@@ -446,6 +446,16 @@ class _Endpoint:
         self._heartbeat_s = timing.heartbeat_s
         self._control: deque[Message] = deque()
 
+    @property
+    def rx_pending_bytes(self) -> int:
+        """Bytes of an unfinished received frame (bounded by the maximum frame size)."""
+        return self._decoder.pending
+
+    @property
+    def control_queue_len(self) -> int:
+        """ACK/NACK/HELLO_REPLY/BOOT frames waiting to be sent (at most ``MAX_CONTROL``)."""
+        return len(self._control)
+
     # -- helpers -------------------------------------------------------------------------
     def _next_seq(self) -> int:
         seq = self._seq
@@ -789,13 +799,16 @@ class HostProtocol(_Endpoint):
         self._peer_window.clear()
         self._in_flight.clear()
         for entry in self._slots.values():
-            expired = entry.slot.oneshot and self._now - entry.set_at > self.timing.oneshot_ttl_s
-            if entry.value is None or expired:
-                entry.value = None if entry.slot.oneshot else entry.value
+            if entry.value is None:
                 entry.phase = "clean"
-            else:
-                entry.phase = "dirty"
+            elif not entry.slot.oneshot:
+                entry.phase = "dirty"  # full state to the (possibly reset) MCU
                 entry.rto = self.timing.rto_s
+            elif entry.phase != "dirty" or self._now - entry.set_at > self.timing.oneshot_ttl_s:
+                # a one-shot already sent may have played: never play it twice; a stale one
+                # would surprise the user
+                entry.value = None
+                entry.phase = "clean"
         return [Connected(reply.capabilities, reply.fw_version, reply.proto_version)]
 
     def _peer_reset(self, reason: str) -> list[Event]:
@@ -1059,7 +1072,7 @@ class McuProtocol(_Endpoint):
     # -- outgoing application data ----------------------------------------------------------
     def send_input(
         self, kind: InputKind, now: float, *, source: int = 0, duration_ms: int = 0
-    ) -> None:
+    ) -> InputEvent:
         """Report a gesture; delivered reliably during a session (oldest dropped beyond 16)."""
         self._advance(now)
         event = InputEvent(kind, source, self.uptime_ms(self._now), duration_ms)
@@ -1067,6 +1080,7 @@ class McuProtocol(_Endpoint):
             self._inputs.popleft()
             self.counters.inputs_dropped += 1
         self._inputs.append(_PendingInput(event, self._now, rto=self.timing.rto_s))
+        return event
 
     def send_status(self, status: Status) -> None:
         """Best effort: replaces a STATUS not sent yet."""
