@@ -1,0 +1,549 @@
+"""Unit tests of the host and MCU protocol machines, wired back to back with fake time."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from firmware_bridge.core.errors import MessageError, ProtocolStateError
+from firmware_bridge.core.framing import FrameDecoder, encode_frame
+from firmware_bridge.core.messages import (
+    Ack,
+    Animation,
+    Capabilities,
+    Face,
+    Flag,
+    Hello,
+    HelloReply,
+    InputKind,
+    LogLevel,
+    Message,
+    MsgType,
+    Nack,
+    NackReason,
+    Role,
+    SetGlow,
+    SetPose,
+    ShowText,
+    Status,
+    Tone,
+    decode_packet,
+    encode_message,
+)
+from firmware_bridge.core.protocol import (
+    HOST_TRANSITIONS,
+    MCU_TRANSITIONS,
+    SLEEPY_IDLE,
+    Acked,
+    CommandReceived,
+    Connected,
+    Disconnected,
+    Event,
+    HostProtocol,
+    HostState,
+    HostTrigger,
+    Incompatible,
+    InputReceived,
+    LogReceived,
+    McuProtocol,
+    McuState,
+    Nacked,
+    SessionEnded,
+    SessionStarted,
+    Slot,
+    StateMachine,
+    StatusReceived,
+    Timing,
+)
+
+Filter = Callable[[Message], bool]
+
+
+def frames(data: bytes) -> list[Message]:
+    return [decode_packet(p).msg for p in FrameDecoder().feed(data)]
+
+
+class Wire:
+    """Host and MCU back to back; ``drop_to_mcu`` / ``drop_to_host`` decide per message."""
+
+    def __init__(self, host: HostProtocol | None = None, mcu: McuProtocol | None = None) -> None:
+        self.host = host or HostProtocol()
+        self.mcu = mcu or McuProtocol()
+        self.now = 0.0
+        self.drop_to_mcu: Filter = lambda m: False
+        self.drop_to_host: Filter = lambda m: False
+        self.host_events: list[Event] = []
+        self.mcu_events: list[Event] = []
+        self.sent_to_mcu: list[Message] = []
+        self.sent_to_host: list[Message] = []
+        self.timed_to_mcu: list[tuple[float, Message]] = []
+
+    def start(self) -> None:
+        self.mcu.reset(self.now)
+        self.host_events += self.host.reset(self.now)
+
+    def _filter(self, data: bytes, drop: Filter, log: list[Message]) -> bytes:
+        out = b""
+        for payload in FrameDecoder().feed(data):
+            msg = decode_packet(payload).msg
+            log.append(msg)
+            if log is self.sent_to_mcu:
+                self.timed_to_mcu.append((self.now, msg))
+            if not drop(msg):
+                out += encode_frame(payload)
+        return out
+
+    def step(self, dt: float = 0.01) -> None:
+        self.now = round(self.now + dt, 6)
+        for proto, events in ((self.host, self.host_events), (self.mcu, self.mcu_events)):
+            deadline = proto.next_deadline()
+            if deadline is not None and deadline <= self.now:
+                events += proto.handle_timeout(self.now)
+        a = self._filter(self.host.data_to_send(now=self.now), self.drop_to_mcu, self.sent_to_mcu)
+        self.mcu_events += self.mcu.receive_data(a, self.now)
+        b = self._filter(self.mcu.data_to_send(now=self.now), self.drop_to_host, self.sent_to_host)
+        self.host_events += self.host.receive_data(b, self.now)
+
+    def run(self, seconds: float, dt: float = 0.01) -> None:
+        for _ in range(round(seconds / dt)):
+            self.step(dt)
+
+    def run_until(self, cond: Callable[[], bool], limit: float = 10.0) -> float:
+        start = self.now
+        while not cond():
+            assert self.now - start < limit, f"condition not met within {limit} s"
+            self.step()
+        return self.now - start
+
+
+def connected_wire(**kw: object) -> Wire:
+    w = Wire(**kw)  # type: ignore[arg-type]
+    w.start()
+    w.run_until(lambda: w.host.connected)
+    return w
+
+
+# --------------------------------------------------------------------------- handshake
+
+
+def test_handshake_reports_capabilities_and_firmware() -> None:
+    caps = Capabilities(led_count=24, servo=False, display_w=0, display_h=0, buzzer=True)
+    w = Wire(mcu=McuProtocol(caps, fw_version=(2, 5, 1)))
+    w.start()
+    w.run_until(lambda: w.host.connected)
+    (connected,) = [e for e in w.host_events if isinstance(e, Connected)]
+    assert connected == Connected(caps, (2, 5, 1), 1)
+    assert w.mcu.state is McuState.SESSION
+    assert any(isinstance(e, SessionStarted) for e in w.mcu_events)
+
+
+def test_version_mismatch_is_reported_and_nothing_is_commanded() -> None:
+    w = Wire(host=HostProtocol(proto_min=2, proto_max=3))
+    w.host.set_glow(255, 0, 0)
+    w.start()
+    w.run(1.0)
+    incompatible = [e for e in w.host_events if isinstance(e, Incompatible)]
+    assert incompatible == [Incompatible(1, 1, 2, 3, (1, 0, 0))]
+    assert w.host.state is HostState.INCOMPATIBLE
+    assert w.mcu.state is McuState.NO_SESSION
+    assert not [m for m in w.sent_to_mcu if isinstance(m, SetGlow)]
+    hellos = len([m for m in w.sent_to_mcu if isinstance(m, Hello)])
+    w.run(5.0)  # asks again every 5 s (the firmware may be re-flashed), reports only once
+    assert len([m for m in w.sent_to_mcu if isinstance(m, Hello)]) == hellos + 1
+    assert len([e for e in w.host_events if isinstance(e, Incompatible)]) == 1
+
+
+def test_reflashed_mcu_is_accepted_on_the_next_hello() -> None:
+    w = Wire(host=HostProtocol(proto_min=2, proto_max=3))
+    w.host.set_glow(1, 2, 3)
+    w.start()
+    w.run(0.5)
+    w.mcu = McuProtocol(proto_min=1, proto_max=2)  # new firmware, same port
+    w.mcu.reset(w.now)
+    w.run_until(lambda: w.host.in_sync, limit=6.0)
+    assert w.host.protocol_version == 2
+    assert w.mcu.figurine.glow == SetGlow(1, 2, 3)
+
+
+def test_hello_is_retried_with_backoff_until_answered() -> None:
+    w = Wire()
+    w.drop_to_host = lambda m: True  # the MCU's replies never arrive
+    w.start()
+    w.run(6.0)
+    times = []
+    h = HostProtocol()
+    h.reset(0.0)
+    now = 0.0
+    while now < 6.0:
+        if h.data_to_send(now=now):
+            times.append(round(now, 2))
+        now = h.next_deadline() or now
+        h.handle_timeout(now)
+    assert times[:6] == [0.0, 0.25, 0.75, 1.75, 3.75, 5.75]
+    retx = [m for m in w.sent_to_mcu if isinstance(m, Hello)]
+    assert len(retx) == 6
+    assert w.host.counters.retransmits == 5
+
+
+# --------------------------------------------------------------------------- supersede
+
+
+def test_newer_state_supersedes_older_unacknowledged_state() -> None:
+    w = connected_wire()
+    w.drop_to_host = lambda m: isinstance(m, Ack)  # hold every glow unacknowledged
+    w.host.set_glow(255, 0, 0)
+    w.step()
+    w.host.set_glow(0, 255, 0)
+    w.step()
+    w.drop_to_host = lambda m: False
+    w.run_until(lambda: w.host.in_sync)
+    glows = [m for m in w.sent_to_mcu if isinstance(m, SetGlow)]
+    assert glows[:2] == [SetGlow(255, 0, 0), SetGlow(0, 255, 0)]
+    assert all(g == SetGlow(0, 255, 0) for g in glows[1:]), "superseded value was retransmitted"
+    assert w.mcu.figurine.glow == SetGlow(0, 255, 0)
+    assert w.host.counters.superseded == 1
+
+
+def test_a_slow_link_coalesces_instead_of_queueing() -> None:
+    w = connected_wire()
+    for i in range(1000):
+        w.host.set_glow(i % 256, 0, 0)
+        w.host.set_pose(i / 999)
+        assert w.host.data_to_send(0, now=w.now) == b""  # the link takes nothing now
+    out = frames(w.host.data_to_send(now=w.now))
+    assert out == [SetGlow(999 % 256, 0, 0), SetPose(255)]
+
+
+def test_a_frame_is_never_split_by_the_budget() -> None:
+    w = connected_wire()
+    w.host.show_text("x" * 100, Face.HAPPY)
+    w.host.set_glow(1, 1, 1)
+    assert frames(w.host.data_to_send(30, now=w.now)) == [SetGlow(1, 1, 1)]
+    assert w.host.data_to_send(50, now=w.now) == b""  # the text frame does not fit: nothing
+    assert frames(w.host.data_to_send(None, now=w.now)) == [ShowText(Face.HAPPY, "x" * 100)]
+
+
+def test_slot_order_and_one_frame_per_slot() -> None:
+    w = connected_wire()
+    w.host.tone(880, 0.1)
+    w.host.show_text("hi")
+    w.host.set_pose(0.5)
+    w.host.set_glow(1, 2, 3)
+    w.host.set_brightness(0.5)
+    w.host.sleep(False)
+    w.host.play_animation(Animation.WAVE)
+    kinds = [type(m).__name__ for m in frames(w.host.data_to_send(now=w.now))]
+    assert kinds == [
+        "Sleep",
+        "SetBrightness",
+        "SetGlow",
+        "SetPose",
+        "ShowText",
+        "PlayAnimation",
+        "Tone",
+    ]
+
+
+# --------------------------------------------------------------------------- ack / retransmit
+
+
+def test_lost_ack_leads_to_retransmit_with_same_seq_and_no_second_chirp() -> None:
+    w = connected_wire()
+    lost = {"n": 0}
+
+    def lose_first_ack(m: Message) -> bool:
+        if isinstance(m, Ack) and lost["n"] == 0:
+            lost["n"] += 1
+            return True
+        return False
+
+    w.drop_to_host = lose_first_ack
+    w.host.tone(880, 0.1)
+    w.run_until(lambda: w.host.in_sync)
+    tones = [m for m in w.sent_to_mcu if isinstance(m, Tone)]
+    assert len(tones) == 2  # original + one retransmission
+    assert w.mcu.tones == [Tone(880, 100, 128)]  # played once
+    assert w.mcu.counters.duplicates == 1
+    assert w.host.counters.retransmits == 1
+
+
+def test_retransmission_timeout_doubles_up_to_the_cap() -> None:
+    w = connected_wire()
+    w.drop_to_mcu = lambda m: isinstance(m, SetGlow)
+    w.host.set_glow(9, 9, 9)
+    w.run(7.0)
+    times = [t for t, m in w.timed_to_mcu if isinstance(m, SetGlow)]
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([0.3, 0.6, 1.2, 2.0, 2.0], abs=0.02)
+    assert w.host.connected  # the MCU's heartbeats keep the link alive meanwhile
+
+
+def test_nack_unsupported_marks_the_slot_clean_and_reports_it() -> None:
+    caps = Capabilities(servo=False)
+    w = connected_wire(mcu=McuProtocol(caps))
+    w.host.set_pose(0.7)
+    w.run(3.0)
+    nacked = [e for e in w.host_events if isinstance(e, Nacked)]
+    assert len(nacked) == 1
+    assert (nacked[0].slot, nacked[0].reason) == (Slot.POSE, NackReason.UNSUPPORTED)
+    assert len([m for m in w.sent_to_mcu if isinstance(m, SetPose)]) == 1, "retried after NACK"
+    assert w.host.slot_phase(Slot.POSE) == "clean"
+
+
+def test_nack_busy_is_retried() -> None:
+    w = connected_wire()
+    host = w.host
+    host.set_glow(1, 2, 3)
+    (glow,) = FrameDecoder().feed(host.data_to_send(now=w.now))
+    seq = decode_packet(glow).seq
+    nack = encode_frame(encode_message(Nack(seq, NackReason.BUSY), 50, sender=Role.MCU))
+    events = host.receive_data(nack, w.now)
+    assert events == [Nacked(seq, Slot.GLOW, NackReason.BUSY)]
+    deadline = host.next_deadline()
+    assert deadline is not None and deadline == pytest.approx(w.now + 0.3)
+    host.handle_timeout(deadline)
+    (again,) = FrameDecoder().feed(host.data_to_send(now=deadline))
+    packet = decode_packet(again)
+    assert (packet.seq, packet.msg, Flag.RETX in packet.flags) == (seq, SetGlow(1, 2, 3), True)
+
+
+def test_mcu_nacks_bad_frames_with_the_right_reason() -> None:
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    mcu.data_to_send(now=0.0)  # BOOT
+    mcu.receive_data(encode_frame(encode_message(Hello(), 1)), 0.0)
+    assert isinstance(frames(mcu.data_to_send(now=0.0))[0], HelloReply)
+    cases = [
+        (bytes([0x3E, Flag.ACK_REQ, 2, 0]), NackReason.UNKNOWN_TYPE),
+        (bytes([MsgType.SET_GLOW, Flag.ACK_REQ, 3, 0, 1, 2]), NackReason.BAD_LENGTH),
+        (bytes([MsgType.SHOW_TEXT, Flag.ACK_REQ, 4, 0, 42, 0, 0, 0]), NackReason.BAD_VALUE),
+    ]
+    for payload, reason in cases:
+        mcu.receive_data(encode_frame(payload), 0.1)
+        assert frames(mcu.data_to_send(now=0.1)) == [Nack(payload[2], reason)]
+    # unknown type without ACK_REQ is ignored silently (forward compatibility)
+    mcu.receive_data(encode_frame(bytes([0x3E, 0, 5, 0])), 0.1)
+    assert mcu.data_to_send(now=0.1) == b""
+
+
+def test_text_longer_than_the_display_takes_is_refused() -> None:
+    w = connected_wire(mcu=McuProtocol(Capabilities(max_text=10)))
+    w.host.show_text("this is far too long", Face.HAPPY)
+    w.run(0.5)
+    assert [e.reason for e in w.host_events if isinstance(e, Nacked)] == [NackReason.BAD_VALUE]
+    assert w.mcu.figurine.text == ShowText()
+
+
+# --------------------------------------------------------------------------- heartbeats, dead link
+
+
+def test_idle_link_exchanges_heartbeats_both_ways() -> None:
+    w = connected_wire()
+    before_h, before_m = w.host.counters.heartbeats_out, w.mcu.counters.heartbeats_out
+    w.run(5.0)
+    assert w.host.counters.heartbeats_out - before_h in (4, 5, 6)
+    assert w.mcu.counters.heartbeats_out - before_m in (4, 5, 6)
+    assert w.host.connected and w.mcu.in_session
+
+
+def test_dead_link_detected_after_three_and_a_half_heartbeats() -> None:
+    w = connected_wire()
+    w.drop_to_host = lambda m: True
+    cut = w.now
+    w.run_until(lambda: not w.host.connected, limit=5.0)
+    assert w.now - cut == pytest.approx(3.5, abs=0.02)
+    (gone,) = [e for e in w.host_events if isinstance(e, Disconnected)]
+    assert "no frame from the MCU" in gone.reason
+    assert w.host.state is HostState.HANDSHAKING
+
+
+def test_mcu_falls_back_to_sleepy_idle_when_the_host_goes_silent() -> None:
+    w = connected_wire()
+    w.host.set_glow(255, 0, 0)
+    w.run_until(lambda: w.host.in_sync)
+    w.drop_to_mcu = lambda m: True
+    w.run(3.6)
+    assert w.mcu.state is McuState.NO_SESSION
+    assert any(isinstance(e, SessionEnded) for e in w.mcu_events)
+    assert w.mcu.visible == SLEEPY_IDLE
+    assert w.mcu.figurine.glow == SetGlow(255, 0, 0)  # kept, not shown
+    w.drop_to_mcu = lambda m: False
+    w.run_until(lambda: w.host.in_sync and w.mcu.in_session, limit=5.0)
+    assert w.mcu.visible.glow == SetGlow(255, 0, 0)
+
+
+def test_next_deadline_is_exact_for_heartbeat_and_dead_link() -> None:
+    host = HostProtocol(Timing(heartbeat_s=2.0))
+    host.reset(10.0)
+    assert host.next_deadline() is None  # HELLO due now: a write, not a timer
+    assert host.wants_write
+    host.data_to_send(now=10.0)
+    assert host.next_deadline() == pytest.approx(10.25)
+    reply = HelloReply(reply_to=0)
+    host.receive_data(encode_frame(encode_message(reply, 0, sender=Role.MCU)), 10.1)
+    assert host.connected
+    # heartbeat 2 s after the last frame sent (10.0), dead link 7 s after the last one received
+    assert host.next_deadline() == pytest.approx(12.0)
+    host.handle_timeout(12.0)
+    assert frames(host.data_to_send(now=12.0))[0].__class__.__name__ == "Heartbeat"
+    assert host.next_deadline() == pytest.approx(14.0)
+    host.handle_timeout(14.0)
+    host.data_to_send(now=14.0)
+    assert host.next_deadline() == pytest.approx(16.0)
+    host.handle_timeout(16.0)
+    host.data_to_send(now=16.0)
+    assert host.next_deadline() == pytest.approx(17.1)
+    assert host.handle_timeout(17.1) == [Disconnected("no frame from the MCU for 7.0 s")]
+
+
+# --------------------------------------------------------------------------- resets
+
+
+def test_mcu_reset_with_boot_lost_is_noticed_and_state_resent() -> None:
+    w = connected_wire()
+    w.host.set_glow(10, 20, 30)
+    w.host.show_text("focus", Face.FOCUSED)
+    w.run_until(lambda: w.host.in_sync)
+    resets = w.host.counters.peer_resets
+    w.mcu.reset(w.now)
+    w.mcu.data_to_send(now=w.now)  # BOOT lost
+    took = w.run_until(
+        lambda: w.host.in_sync and w.mcu.in_session and w.mcu.figurine == w.host.desired
+    )
+    assert took <= 1.2  # at most one heartbeat interval plus a few round trips
+    assert w.host.counters.peer_resets == resets + 1
+    assert w.mcu.figurine.text == ShowText(Face.FOCUSED, "focus")
+
+
+def test_mcu_reset_with_boot_received_resyncs_at_once() -> None:
+    w = connected_wire()
+    w.host.set_brightness(0.25)
+    w.run_until(lambda: w.host.in_sync)
+    w.run(0.3)
+    w.mcu.reset(w.now)
+    took = w.run_until(lambda: w.host.in_sync and w.mcu.figurine == w.host.desired)
+    assert took <= 0.1
+    reasons = [e.reason for e in w.host_events if isinstance(e, Disconnected)]
+    assert reasons == ["MCU reset (power_on)"]
+
+
+def test_state_set_while_disconnected_is_delivered_on_connect_but_stale_tones_are_not() -> None:
+    w = Wire()
+    w.host.set_glow(5, 5, 5)
+    w.host.tone(440, 0.2)
+    w.now = 3.0  # the port opens 3 s later: the chirp is stale
+    w.host.handle_timeout(w.now)
+    w.start()
+    w.run_until(lambda: w.host.in_sync)
+    assert w.mcu.figurine.glow == SetGlow(5, 5, 5)
+    assert w.mcu.tones == []
+    assert w.host.counters.oneshots_expired == 1
+
+
+def test_close_stops_all_traffic_until_reset() -> None:
+    w = connected_wire()
+    events = w.host.close(w.now)
+    assert events == [Disconnected("port closed")]
+    w.host.set_glow(1, 1, 1)
+    assert w.host.data_to_send(now=w.now + 5) == b""
+    assert not w.host.wants_write
+    w.host.reset(w.now + 5)
+    assert w.host.state is HostState.HANDSHAKING
+
+
+# --------------------------------------------------------------------------- MCU -> host
+
+
+def test_input_events_are_delivered_once_despite_lost_acks() -> None:
+    w = connected_wire()
+    lost = {"n": 0}
+
+    def lose_two_acks(m: Message) -> bool:
+        if isinstance(m, Ack) and lost["n"] < 2:
+            lost["n"] += 1
+            return True
+        return False
+
+    w.drop_to_mcu = lose_two_acks
+    first = w.mcu.send_input(InputKind.LONG_PRESS, w.now, duration_ms=900)
+    second = w.mcu.send_input(InputKind.DOUBLE_PRESS, w.now)
+    w.run(2.0)
+    got = [e.event for e in w.host_events if isinstance(e, InputReceived)]
+    assert got == [first, second]
+    assert w.host.counters.duplicates >= 1
+    assert first.duration_ms == 900
+
+
+def test_status_and_logs_reach_the_host() -> None:
+    w = connected_wire()
+    w.mcu.send_status(Status(1000, melt_now=40))
+    w.mcu.send_log("servo calibrated", LogLevel.INFO)
+    w.run(0.05)
+    assert [e.status for e in w.host_events if isinstance(e, StatusReceived)] == [
+        Status(1000, melt_now=40)
+    ]
+    assert [e.line.text for e in w.host_events if isinstance(e, LogReceived)] == [
+        "servo calibrated"
+    ]
+
+
+def test_mcu_without_session_answers_not_ready_and_executes_nothing() -> None:
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    mcu.data_to_send(now=0.0)
+    events = mcu.receive_data(encode_frame(encode_message(SetGlow(9, 9, 9), 7)), 0.1)
+    assert events == []
+    assert frames(mcu.data_to_send(now=0.1)) == [Nack(7, NackReason.NOT_READY)]
+    assert mcu.figurine.glow == SetGlow(0, 0, 0, 0)
+
+
+def test_an_echoing_line_is_ignored() -> None:
+    w = connected_wire()
+    w.host.set_glow(1, 2, 3)
+    own = w.host.data_to_send(now=w.now)
+    assert w.host.receive_data(own, w.now) == []
+    assert w.host.counters.wrong_direction == 1
+
+
+def test_commands_executed_are_reported_with_their_seq() -> None:
+    w = connected_wire()
+    w.host.show_text("hello", Face.HAPPY, duration_s=2.5)
+    w.run_until(lambda: w.host.in_sync)
+    (cmd,) = [e for e in w.mcu_events if isinstance(e, CommandReceived)]
+    (acked,) = [e for e in w.host_events if isinstance(e, Acked)]
+    assert cmd.msg == ShowText(Face.HAPPY, "hello", 2500)
+    assert cmd.seq == acked.seq and acked.slot is Slot.TEXT
+
+
+# --------------------------------------------------------------------------- machinery
+
+
+def test_state_tables_raise_on_a_missing_transition() -> None:
+    m = StateMachine(HOST_TRANSITIONS, HostState.DISCONNECTED)
+    with pytest.raises(ProtocolStateError, match="HELLO_OK is not allowed in state DISCONNECTED"):
+        m.fire(HostTrigger.HELLO_OK)
+    assert m.state is HostState.DISCONNECTED
+    # every state is reachable and every target is a known state
+    assert {s for (s, _t) in HOST_TRANSITIONS} == set(HostState)
+    assert {s for (s, _t) in MCU_TRANSITIONS} == set(McuState)
+
+
+def test_bad_arguments_say_what_fits() -> None:
+    host = HostProtocol()
+    with pytest.raises(MessageError, match=r"intensity must be a number from 0.0 to 1.0"):
+        host.set_glow(1, 2, 3, intensity=2)
+    with pytest.raises(MessageError, match="melt"):
+        host.set_pose(-0.1)
+    with pytest.raises(MessageError, match="not a host command"):
+        host.command(Ack(1))
+    with pytest.raises(MessageError, match="heartbeat_s"):
+        Timing(heartbeat_s=0)
+
+
+def test_timing_for_slow_links_stretches_the_rto() -> None:
+    assert Timing.for_baud(115200).rto_s == 0.3
+    slow = Timing.for_baud(9600)
+    assert slow.rto_s == pytest.approx(2 * 255 * 10 / 9600 + 0.1, abs=0.001)
+    assert slow.rto_max_s >= 4 * slow.rto_s - 1e-9
