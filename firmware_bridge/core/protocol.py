@@ -695,10 +695,10 @@ class HostProtocol(_Endpoint):
                 r,
                 g,
                 b,
-                _unit("intensity", intensity),
-                _ms("pulse_s", pulse_s),
-                _unit("pulse_depth", pulse_depth),
-                _ms("fade_s", fade_s),
+                unit_to_u8("intensity", intensity),
+                seconds_to_ms("pulse_s", pulse_s),
+                unit_to_u8("pulse_depth", pulse_depth),
+                seconds_to_ms("fade_s", fade_s),
             )
         )
 
@@ -706,22 +706,24 @@ class HostProtocol(_Endpoint):
         self, melt: float, ease_s: float = 0.0, easing: Easing = Easing.EASE_IN_OUT
     ) -> None:
         """``melt`` 0.0 upright … 1.0 fully slumped."""
-        self.command(SetPose(_unit("melt", melt), _ms("ease_s", ease_s), easing))
+        self.command(SetPose(unit_to_u8("melt", melt), seconds_to_ms("ease_s", ease_s), easing))
 
     def show_text(self, text: str, face: Face = Face.NEUTRAL, duration_s: float = 0.0) -> None:
-        self.command(ShowText(face, text, _ms("duration_s", duration_s)))
+        self.command(ShowText(face, text, seconds_to_ms("duration_s", duration_s)))
 
     def set_brightness(self, level: float) -> None:
-        self.command(SetBrightness(_unit("level", level)))
+        self.command(SetBrightness(unit_to_u8("level", level)))
 
     def sleep(self, asleep: bool = True, fade_s: float = 0.0) -> None:
-        self.command(Sleep(asleep, _ms("fade_s", fade_s)))
+        self.command(Sleep(asleep, seconds_to_ms("fade_s", fade_s)))
 
     def play_animation(self, animation: Animation, repeat: int = 1, speed: float = 1.0) -> None:
-        self.command(PlayAnimation(animation, repeat, _pct("speed", speed)))
+        self.command(PlayAnimation(animation, repeat, factor_to_pct("speed", speed)))
 
     def tone(self, freq_hz: int, duration_s: float, volume: float = 0.5) -> None:
-        self.command(Tone(freq_hz, _ms("duration_s", duration_s), _unit("volume", volume)))
+        self.command(
+            Tone(freq_hz, seconds_to_ms("duration_s", duration_s), unit_to_u8("volume", volume))
+        )
 
     # -- receiving ------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> list[Event]:
@@ -955,13 +957,15 @@ class HostProtocol(_Endpoint):
         return bytes(out)
 
 
-def _unit(name: str, value: float) -> int:
+def unit_to_u8(name: str, value: float) -> int:
+    """0.0 … 1.0 to a wire byte 0 … 255 (MessageError naming ``name`` if out of range)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise MessageError(f"{name} must be a number from 0.0 to 1.0, got {value!r}")
     return round(value * 255)
 
 
-def _ms(name: str, seconds: float) -> int:
+def seconds_to_ms(name: str, seconds: float) -> int:
+    """Seconds to a u16 of milliseconds (MessageError naming ``name`` if out of range)."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise MessageError(f"{name} must be a number of seconds, got {seconds!r}")
     if not 0.0 <= seconds <= 65.535:
@@ -969,7 +973,8 @@ def _ms(name: str, seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _pct(name: str, factor: float) -> int:
+def factor_to_pct(name: str, factor: float) -> int:
+    """A speed factor (1.0 = normal) to a percentage byte 1 … 255."""
     if isinstance(factor, bool) or not isinstance(factor, int | float):
         raise MessageError(f"{name} must be a number, got {factor!r}")
     pct = round(factor * 100)
@@ -1327,4 +1332,7 @@ __all__ = [
     "StateMachine",
     "StatusReceived",
     "Timing",
+    "factor_to_pct",
+    "seconds_to_ms",
+    "unit_to_u8",
 ]
