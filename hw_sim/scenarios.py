@@ -25,10 +25,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bus.messages import EventBatch, FocusState, RawEvent
+from modules.analysis import AnalysisConfig, WindowAnalyzer, WindowResult
 from modules.ingest_validate import validate_event
 
 DEFAULT_START = 1_764_230_400.0
 """2025-11-27 08:00 UTC: a plausible start of a working day."""
+
+IDLE_REPORT_S = 30.0
+"""The host's own idle threshold: an idle event is sent when input resumes after this long."""
 
 App = tuple[str, str]
 """(category, opaque app id)."""
@@ -240,12 +244,9 @@ class _Gen:
         self.rng = rng
         self.raw: list[tuple[float, dict[str, Any]]] = []
         self.app: App | None = None
-        self.last_input: float | None = None
 
     def emit(self, ts: float, fields: dict[str, Any]) -> None:
         self.raw.append((ts, fields))
-        if fields["kind"] != "idle":
-            self.last_input = ts if self.last_input is None else max(self.last_input, ts)
 
     def focus(self, ts: float, app: App) -> None:
         if app != self.app:
@@ -325,10 +326,6 @@ def generate(
         end = t + seg.minutes * 60.0
         if seg.state is FocusState.IDLE:
             gen.mouse(t, end, beh)
-            quiet_from = gen.last_input if gen.last_input is not None else t
-            # the host reports the idle span when input resumes, i.e. at the end of the segment
-            if end - quiet_from >= 30.0:
-                gen.emit(end, {"kind": "idle", "duration_s": round(end - quiet_from, 3)})
         else:
             gen.apps(t, end, beh)
             gen.typing(t, end, beh)
@@ -339,6 +336,14 @@ def generate(
             truth.append(Span(seg.state, t, end))
         t = end
     gen.raw.sort(key=lambda x: x[0])
+    # like a real host: when input resumes after IDLE_REPORT_S without any, report the idle span
+    spans: list[tuple[float, dict[str, Any]]] = []
+    last = start
+    for ts, _f in [*gen.raw, (t, {"kind": "end"})]:
+        if ts - last >= IDLE_REPORT_S:
+            spans.append((ts, {"kind": "idle", "duration_s": round(ts - last, 3)}))
+        last = ts
+    gen.raw = sorted([*gen.raw, *spans], key=lambda x: x[0])
     events = tuple(
         {
             "kind": f["kind"],
@@ -398,23 +403,101 @@ def windows(
     end: float,
     length: float = 30.0,
     step: float = 10.0,
-    phase: float = 0.0,
     host_id: str = "",
 ) -> Iterator[EventBatch]:
-    """Cut events into the windows Storage emits: ``length`` s long, one every ``step`` s.
-
-    Window ends fall at ``start + phase + k·step`` for every end in ``[start + length, end]``;
-    each holds the events with ``window_end - length <= ts <= window_end``.
-    """
-    ordered = sorted(events, key=lambda e: e.ts)
+    """Cut events into the windows Storage emits (modules/storage.py): ``[w_end - length,
+    w_end)`` for every ``w_end`` that is a multiple of ``step`` (epoch seconds) with
+    ``start + length <= w_end <= end``."""
+    ordered = sorted(events, key=lambda e: (e.ts, e.seq))
     stamps = [e.ts for e in ordered]
-    k = math.ceil((length - phase) / step)
-    while True:
-        w_end = start + phase + k * step
-        if w_end > end:
-            return
+    k = math.ceil((start + length) / step - 1e-9)
+    while (w_end := k * step) <= end:
         w_start = w_end - length
         lo = bisect.bisect_left(stamps, w_start)
-        hi = bisect.bisect_right(stamps, w_end)
+        hi = bisect.bisect_left(stamps, w_end)
         yield EventBatch(w_start, w_end, tuple(ordered[lo:hi]), host_id)
         k += 1
+
+
+# --- replay and scoring (tests, benchmarks, the accuracy table in docs/ANALYSIS.md) ------------
+
+
+@dataclass(frozen=True)
+class Score:
+    """How a replay compares with the script (rules in docs/ANALYSIS.md §7)."""
+
+    counted: int
+    """Windows that lie inside one scripted span (after its allowance)."""
+    correct: int
+    delays: tuple[tuple[float, FocusState, FocusState, float | None], ...]
+    """(scripted change time, from, to, report delay in s or None if never reported)."""
+    confusion: tuple[tuple[FocusState, FocusState, int], ...]
+    """(scripted, reported, windows) for the counted windows that were wrong."""
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.counted if self.counted else 0.0
+
+
+def replay(
+    sc: Scenario,
+    config: AnalysisConfig | None = None,
+    length: float = 30.0,
+    step: float = 10.0,
+) -> list[WindowResult]:
+    """Run the scenario's events, windowed as Storage windows them, through the analyzer."""
+    analyzer = WindowAnalyzer(config)
+    return [
+        analyzer.analyze(b.window_start, b.window_end, b.events)
+        for b in windows(sc.raw_events(), sc.start, sc.end, length, step)
+    ]
+
+
+def allowance_s(state: FocusState, config: AnalysisConfig, step: float = 10.0) -> float:
+    """Windows starting less than this after a scripted change are not scored: the hysteresis
+    needs that many corroborating windows (one step each) before it may follow."""
+    hold = config.hyperfocus_hold_windows if state is FocusState.HYPERFOCUS else config.hold_windows
+    return hold * step
+
+
+def score(
+    sc: Scenario,
+    results: Sequence[WindowResult],
+    config: AnalysisConfig | None = None,
+    step: float = 10.0,
+) -> Score:
+    cfg = config or AnalysisConfig()
+    counted = correct = 0
+    wrong: dict[tuple[FocusState, FocusState], int] = {}
+    for r in results:
+        span = next((s for s in sc.truth if s.start <= r.window_start < s.end), None)
+        if span is None or r.window_end > span.end:
+            continue
+        if r.window_start < span.start + allowance_s(span.state, cfg, step):
+            continue
+        counted += 1
+        if r.step.state is span.state:
+            correct += 1
+        else:
+            key = (span.state, r.step.state)
+            wrong[key] = wrong.get(key, 0) + 1
+    delays: list[tuple[float, FocusState, FocusState, float | None]] = []
+    for t0, before, after in sc.changes():
+        prior = [r for r in results if r.window_end <= t0]
+        if prior and prior[-1].step.state is after:
+            delays.append((t0, before, after, 0.0))
+            continue
+        reported = [
+            r.window_end - t0
+            for r in results
+            if r.window_end > t0
+            and r.step.transition is not None
+            and r.step.transition.current is after
+        ]
+        delays.append((t0, before, after, min(reported) if reported else None))
+    return Score(
+        counted,
+        correct,
+        tuple(delays),
+        tuple((a, b, n) for (a, b), n in sorted(wrong.items(), key=lambda kv: -kv[1])),
+    )

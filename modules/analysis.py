@@ -87,6 +87,7 @@ class WindowAnalyzer:
             hold_windows=self.config.hold_windows,
             reset_gap_s=self.config.reset_gap_s,
             hyperfocus_hold_windows=self.config.hyperfocus_hold_windows,
+            change_min_confidence=self.config.change_min_confidence,
         )
         self._focus: deque[RawEvent] = deque(maxlen=FOCUS_CONTEXT)
         self._focus_keys: set[tuple[float, int]] = set()

@@ -59,6 +59,9 @@ class AnalysisConfig:
     """How many earlier windows must support a new state before it is taken."""
     hyperfocus_hold_windows: int = 3
     """The same for HYPERFOCUS, which is flow that *lasts*: more corroboration."""
+    change_min_confidence: float = 0.4
+    """A window proposes a new state only with at least this confidence (ambiguous windows,
+    e.g. exactly between two signatures, keep the current state)."""
     reset_gap_s: float = 120.0
     """A gap between windows longer than this restarts the tracker."""
 
@@ -98,6 +101,11 @@ class AnalysisConfig:
                     )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"analysis.{f.name} must be a number, got {value!r}")
+            elif f.name == "change_min_confidence":
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(
+                        f"analysis.{f.name} must be a number from 0 to 1, got {value!r}"
+                    )
             elif not math.isfinite(value) or value <= 0:
                 raise ValueError(f"analysis.{f.name} must be a positive number, got {value!r}")
         if self.burst_min_keys < 2:
@@ -260,6 +268,7 @@ class StateTracker:
     hold_windows: int = 1
     reset_gap_s: float = 120.0
     hyperfocus_hold_windows: int = 3
+    change_min_confidence: float = 0.0
     state: FocusState | None = None
     since: float = 0.0
     last_end: float | None = None
@@ -283,14 +292,17 @@ class StateTracker:
                 max(self.last_end - self.since, 0.0),
                 accepted=False,
             )
+        transition: Transition | None = None
+        gap = self.last_end is not None and window_end - self.last_end > self.reset_gap_s
+        restart = self.state is None or gap
+        current = raw if restart or self.state is None else self.state
         support = {raw}
         if late is not None:
             support.add(late.state)
         if recent is not None:
-            support |= _supports(recent.state)
-        transition: Transition | None = None
-        gap = self.last_end is not None and window_end - self.last_end > self.reset_gap_s
-        if self.state is None or gap:
+            # a slice that looks like the current state is no evidence for anything else
+            support |= {recent.state} if recent.state is current else _supports(recent.state)
+        if restart:
             if self.state is not None and self.last_end is not None and raw is not self.state:
                 transition = Transition(
                     self.state, raw, full.confidence, window_end, self.last_end - self.since
@@ -298,9 +310,12 @@ class StateTracker:
             self.state, self.since = raw, window_end
             self._support = []
         else:
+            assert self.state is not None
             # the newest evidence first: the late part of the window, then the whole window
             for cand in (late, full):
                 if cand is None or cand.state is self.state:
+                    continue
+                if cand.confidence < self.change_min_confidence:
                     continue
                 x = cand.state
                 need = (
@@ -318,6 +333,7 @@ class StateTracker:
         del self._support[: -max(self.hold_windows, self.hyperfocus_hold_windows)]
         self.last_end = window_end
         state = self.state
+        assert state is not None
         if raw is state:
             confidence = full.confidence
         elif late is not None and late.state is state:

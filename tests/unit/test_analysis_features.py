@@ -1,0 +1,159 @@
+"""Window features on hand-built event sequences (docs/ANALYSIS.md §2)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bus.messages import RawEvent
+from modules.analysis_features import FeatureError, FeatureParams, compute_features
+
+T0 = 1_764_230_400.0
+
+
+def key(ts: float, seq: int = 0, correction: bool = False) -> RawEvent:
+    return RawEvent("h", "s", seq, "key", ts, (("correction", correction),))
+
+
+def mouse(ts: float, speed: float = 300.0, clicks: int = 0, span_ms: int = 1000) -> RawEvent:
+    return RawEvent(
+        "h", "s", 0, "mouse", ts, (("speed", speed), ("clicks", clicks), ("span_ms", span_ms))
+    )
+
+
+def focus(ts: float, app: str, category: str = "code") -> RawEvent:
+    return RawEvent("h", "s", 0, "focus", ts, (("category", category), ("app_id", app)))
+
+
+def idle(ts: float, duration: float) -> RawEvent:
+    return RawEvent("h", "s", 0, "idle", ts, (("duration_s", duration),))
+
+
+def test_empty_window_has_no_activity_and_a_full_quiet_tail() -> None:
+    f = compute_features([], T0, T0 + 30)
+    assert f.key_count == 0 and f.keys_per_min == 0 and f.iki_n == 0
+    assert f.switches == 0 and f.dominant_app_share == 1.0
+    assert f.quiet_tail_s == 30.0 and f.mouse_active_frac == 0.0
+
+
+def test_steady_typing_every_150_ms() -> None:
+    keys = [key(T0 + i * 0.15, i) for i in range(200)]  # 0 .. 29.85 s
+    f = compute_features(keys, T0, T0 + 30)
+    assert f.key_count == 200 and f.keys_per_min == pytest.approx(400.0)
+    assert f.iki_mean_ms == pytest.approx(150.0) and f.iki_median_ms == pytest.approx(150.0)
+    assert f.iki_cv == pytest.approx(0.0, abs=1e-5) and f.iki_rcv == pytest.approx(0.0, abs=1e-5)
+    assert f.burst_count == 1 and f.burst_mean_keys == 200
+    assert f.typing_duty == pytest.approx(29.85 / 30)
+    assert f.pause_count == 0 and f.quiet_tail_s == pytest.approx(0.15)
+
+
+def test_pauses_split_bursts_and_are_kept_out_of_the_rhythm() -> None:
+    # three bursts of 10 keys at 100 ms, separated by 5 s pauses
+    keys = []
+    t = T0
+    for _ in range(3):
+        for _ in range(10):
+            keys.append(key(t))
+            t += 0.1
+        t += 5.0 - 0.1
+    f = compute_features(keys, T0, T0 + 30)
+    assert f.burst_count == 3 and f.burst_mean_keys == 10
+    assert f.pause_count == 2 and f.longest_pause_s == pytest.approx(5.0)
+    assert f.iki_n == 27 and f.iki_mean_ms == pytest.approx(100.0)
+    assert f.iki_cv == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_hesitation_moves_the_cv_but_hardly_the_robust_cv() -> None:
+    gaps = [0.15] * 20 + [1.5] + [0.15] * 20
+    t, keys = T0, [key(T0)]
+    for g in gaps:
+        t += g
+        keys.append(key(t))
+    f = compute_features(keys, T0, T0 + 30)
+    assert f.iki_cv > 0.9  # one 1.5 s gap among 150 ms gaps
+    assert f.iki_rcv < 0.05 and f.iki_median_ms == pytest.approx(150.0)
+
+
+def test_correction_rate() -> None:
+    keys = [key(T0 + i, correction=i % 4 == 0) for i in range(8)]
+    f = compute_features(keys, T0, T0 + 30)
+    assert f.correction_rate == pytest.approx(2 / 8)
+
+
+def test_mouse_activity_speed_and_clicks() -> None:
+    evs = [mouse(T0 + 1, 200, 1), mouse(T0 + 2, 400, 0), mouse(T0 + 10, 0.0, 0)]
+    f = compute_features(evs, T0, T0 + 20)
+    assert f.mouse_active_s == pytest.approx(2.0)  # the resting sample does not count
+    assert f.mouse_active_frac == pytest.approx(0.1)
+    assert f.mouse_speed_mean == pytest.approx(300.0)
+    assert f.clicks == 1 and f.clicks_per_min == pytest.approx(3.0)
+
+
+def test_mouse_span_is_clipped_to_the_window() -> None:
+    f = compute_features([mouse(T0 + 0.5, 100, 0, span_ms=3000)], T0, T0 + 30)
+    assert f.mouse_active_s == pytest.approx(0.5)
+
+
+def test_switches_dwell_rapid_ratio_and_dominant_share_with_context() -> None:
+    context = [focus(T0 - 100, "editor")]
+    evs = [
+        focus(T0 + 10, "chat", "communication"),  # editor visit of 110 s ends
+        focus(T0 + 14, "video", "media"),  # chat visit of 4 s: rapid
+        focus(T0 + 14.5, "video", "media"),  # same app again: not a switch
+        focus(T0 + 20, "editor"),  # video visit of 6 s: rapid
+    ]
+    f = compute_features(evs, T0, T0 + 30, context=context)
+    assert f.switches == 3 and f.switches_per_min == pytest.approx(6.0)
+    assert f.rapid_switch_ratio == pytest.approx(2 / 3)
+    assert f.visit_min_s == pytest.approx(4.0)
+    assert f.visit_mean_s == pytest.approx((110 + 4 + 6) / 3)
+    assert f.dominant_app_share == pytest.approx(20 / 30)  # editor 10 s + 10 s
+    assert f.work_share == pytest.approx(20 / 30)
+    assert f.comm_share == pytest.approx(4 / 30) and f.leisure_share == pytest.approx(6 / 30)
+    assert f.distinct_categories == 3
+
+
+def test_first_focus_without_context_is_not_a_switch() -> None:
+    f = compute_features([focus(T0 + 5, "editor")], T0, T0 + 30)
+    assert f.switches == 0
+    assert f.dominant_app_share == pytest.approx(25 / 30)  # 5 s unknown, 25 s editor
+
+
+def test_earlier_events_in_the_batch_serve_as_context_for_a_slice() -> None:
+    evs = [focus(T0 + 1, "editor"), focus(T0 + 25, "chat", "communication")]
+    f = compute_features(evs, T0 + 20, T0 + 30)
+    assert f.switches == 1  # editor was in front when the slice began
+    assert f.visit_min_s == pytest.approx(24.0)
+
+
+def test_idle_spans_overlap_and_quiet_tail() -> None:
+    evs = [key(T0 + 1), idle(T0 + 25, 40.0)]  # idle from T0-15 to T0+25
+    f = compute_features(evs, T0, T0 + 30)
+    assert f.idle_frac == pytest.approx(25 / 30)
+    assert f.quiet_tail_s == pytest.approx(29.0)
+
+
+def test_events_outside_the_window_are_ignored() -> None:
+    evs = [key(T0 - 5), key(T0 + 31), key(T0 + 2)]
+    assert compute_features(evs, T0, T0 + 30).key_count == 1
+
+
+def test_params_change_definitions() -> None:
+    keys = [key(T0 + i * 1.5) for i in range(10)]
+    assert compute_features(keys, T0, T0 + 30).burst_count == 0
+    loose = FeatureParams(burst_gap_s=2.0)
+    assert compute_features(keys, T0, T0 + 30, loose).burst_count == 1
+
+
+@pytest.mark.parametrize("bounds", [(math.nan, T0), (T0, math.inf), ("a", T0)])
+def test_unusable_window_bounds_are_refused_clearly(bounds: tuple[object, object]) -> None:
+    with pytest.raises(FeatureError, match="window bounds"):
+        compute_features([], bounds[0], bounds[1])  # type: ignore[arg-type]
+
+
+def test_pairs_are_named_finite_floats() -> None:
+    pairs = compute_features([key(T0 + 1), key(T0 + 1.2)], T0, T0 + 30).as_pairs()
+    names = [n for n, _ in pairs]
+    assert len(names) == len(set(names)) and "keys_per_min" in names
+    assert all(isinstance(v, float) and math.isfinite(v) for _, v in pairs)
