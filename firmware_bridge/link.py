@@ -149,6 +149,29 @@ def open_port(url: str, baud: int) -> serial.SerialBase:
     return port
 
 
+@dataclass(frozen=True)
+class SerialLinkConfig:
+    """The ``serial`` settings of the MCU link (nest it in the figurine's config section)."""
+
+    url: str = "/dev/serial/by-id/usb-skelly-figurine-if00"
+    """Device path or pyserial URL with a file descriptor; prefer /dev/serial/by-id/ or a udev
+    symlink (a replugged USB device may get a new ttyACM number)."""
+    baud: int = 115200
+    reopen_after_s: float = 5.0
+    """Close and reopen the port when the MCU has not completed a handshake for this long."""
+    backoff_base_s: float = 0.05
+    backoff_cap_s: float = 1.0
+    """Longest wait between reopen attempts; bounds how long a returned device waits."""
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ValueError("serial.url is empty: set it to the MCU's device path")
+        bytes_per_second(self.baud)
+        if self.reopen_after_s <= 0:
+            raise ValueError(f"serial.reopen_after_s must be positive, got {self.reopen_after_s}")
+        Backoff(self.backoff_base_s, self.backoff_cap_s)  # validates
+
+
 class LinkState(Enum):
     CLOSED = "closed"  # not started, or stopped
     OPENING = "opening"  # trying to open the port
@@ -238,6 +261,20 @@ class SerialLink:
         self._up_event: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._tap_decoders = {"tx": FrameDecoder(), "rx": FrameDecoder()}
+
+    @classmethod
+    def from_config(
+        cls, config: SerialLinkConfig, protocol: HostProtocol, **callbacks: Any
+    ) -> SerialLink:
+        """A link built from settings; ``callbacks`` are ``on_status``, ``on_event``, ``tap``..."""
+        return cls(
+            config.url,
+            config.baud,
+            protocol,
+            backoff=Backoff(config.backoff_base_s, config.backoff_cap_s),
+            reopen_after=config.reopen_after_s,
+            **callbacks,
+        )
 
     # ------------------------------------------------------------------ public API
 

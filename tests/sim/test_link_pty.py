@@ -23,7 +23,13 @@ from firmware_bridge.core.protocol import (
     InputReceived,
     Timing,
 )
-from firmware_bridge.link import LinkState, PortUnsupportedError, SerialLink, open_port
+from firmware_bridge.link import (
+    LinkState,
+    PortUnsupportedError,
+    SerialLink,
+    SerialLinkConfig,
+    open_port,
+)
 from firmware_bridge.link_pacing import Backoff
 from hw_sim.mcu import Faults, SimulatedMcu
 
@@ -320,5 +326,23 @@ def test_incompatible_firmware_is_reported_and_not_hammered_with_reopens(run: Ru
                 await asyncio.sleep(0.6)  # three reopen periods
                 assert link.counters.reopens == 0 and link.counters.sessions == 1
                 assert not mcu.in_session
+
+    run(main())
+
+
+def test_link_from_config_uses_its_backoff_and_reopen_settings(run: Run) -> None:
+    with pytest.raises(ValueError, match=r"serial\.url is empty"):
+        SerialLinkConfig(url="")
+    with pytest.raises(ValueError, match="base=2"):
+        SerialLinkConfig(backoff_base_s=2.0, backoff_cap_s=1.0)
+
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            config = SerialLinkConfig(url=str(mcu.path), baud=230400, backoff_cap_s=0.2)
+            host = HostProtocol()
+            link = SerialLink.from_config(config, host)
+            assert (link.baud, link.backoff.cap, link.reopen_after) == (230400, 0.2, 5.0)
+            async with link:
+                await link.wait_up(timeout=5)
 
     run(main())
