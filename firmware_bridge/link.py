@@ -186,7 +186,7 @@ class LinkCounters:
 
     bytes_in: int = 0
     bytes_out: int = 0
-    sessions: int = 0  # successful port opens
+    port_opens: int = 0  # successful opens of the port (the core's `sessions` are handshakes)
     reconnects: int = 0  # successful handshakes after the first one
     open_failures: int = 0
     port_losses: int = 0  # EOF / EIO on an open port
@@ -252,6 +252,7 @@ class SerialLink:
         self._pending = b""
         self._writer_on = False
         self._flush_soon = False
+        self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pace_timer: asyncio.TimerHandle | None = None
@@ -303,7 +304,8 @@ class SerialLink:
     def wakeup(self) -> None:
         """Tell the link the desired state changed; it pulls frames when the port can take them.
 
-        Cheap and idempotent: all wake-ups of one loop iteration are served by one flush.
+        Cheap and idempotent: all wake-ups of one loop iteration are served by one flush. Call it
+        on the event loop (from another thread: ``loop.call_soon_threadsafe(link.wakeup)``).
         """
         if not self._flush_soon and self._fd >= 0 and self._loop is not None:
             self._flush_soon = True
@@ -341,6 +343,9 @@ class SerialLink:
 
     async def run(self) -> None:
         """Open, serve, and reopen the port until cancelled."""
+        if self._running:
+            raise RuntimeError(f"SerialLink for {self.url} is already running; run it once")
+        self._running = True
         self._loop = asyncio.get_running_loop()
         try:
             while True:
@@ -353,7 +358,7 @@ class SerialLink:
                     self.counters.open_failures += 1
                     self._note_error(str(exc))
                 else:
-                    self.counters.sessions += 1
+                    self.counters.port_opens += 1
                     reason = await self._session(port)
                     self._note_error(reason)
                 delay = self.backoff.next_delay()
@@ -362,6 +367,7 @@ class SerialLink:
         finally:
             self._teardown()
             self._set_state(LinkState.CLOSED)
+            self._running = False
 
     # ------------------------------------------------------------------ session
 

@@ -103,7 +103,7 @@ def test_handshake_then_state_reaches_the_figurine_and_the_tap_sees_both_ways(ru
         assert sum(len(d) for direction, d in raw if direction == "tx") == link.counters.bytes_out
         stats = link.stats()
         assert stats["frames_out"] >= 5 and stats["acks_in"] == 4
-        assert stats["sessions"] == 1 and stats["reconnects"] == 0
+        assert stats["sessions"] == 1 and stats["port_opens"] == 1 and stats["reconnects"] == 0
 
     run(main())
 
@@ -324,7 +324,7 @@ def test_incompatible_firmware_is_reported_and_not_hammered_with_reopens(run: Ru
                 assert "firmware 2.1.0 speaking protocol 2..3" in down.detail
                 assert "flash matching firmware" in down.detail
                 await asyncio.sleep(0.6)  # three reopen periods
-                assert link.counters.reopens == 0 and link.counters.sessions == 1
+                assert link.counters.reopens == 0 and link.counters.port_opens == 1
                 assert not mcu.in_session
 
     run(main())
@@ -344,5 +344,8 @@ def test_link_from_config_uses_its_backoff_and_reopen_settings(run: Run) -> None
             assert (link.baud, link.backoff.cap, link.reopen_after) == (230400, 0.2, 5.0)
             async with link:
                 await link.wait_up(timeout=5)
+                with pytest.raises(RuntimeError, match="already running"):
+                    await link.run()
+                assert link.is_up  # the refused second run did not disturb the first
 
     run(main())
