@@ -1,0 +1,186 @@
+"""``skelly console`` as a real process against the simulated MCU on a real pty.
+
+Direct mode (the console opens the pty itself), attached mode (through a service's debug socket,
+served here by a real SerialLink + DebugServer), and the error messages for a missing or busy port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware_bridge.core.messages import Face, SetGlow, SetPose, ShowText
+from firmware_bridge.core.protocol import HostProtocol
+from firmware_bridge.debug import DebugServer
+from firmware_bridge.link import SerialLink, open_port
+from hw_sim.mcu import SimulatedMcu
+
+ROOT = Path(__file__).resolve().parents[2]
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+async def console(*args: str, stock_loop: bool = False) -> tuple[int, str, str]:
+    argv = [sys.executable, "-m", "skelly.cli", "console", "--no-input", *args]
+    if stock_loop:
+        argv.append("--stock-loop")
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_direct_mode_shows_both_directions_and_commands_reach_the_figurine(
+    run: Run, loop_name: str, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            code, out, err = await console(
+                "--port",
+                str(mcu.path),
+                "--socket",
+                str(tmp_path / "none.sock"),
+                "--send",
+                "glow 255 0 0 intensity=0.5",
+                "--send",
+                'text "hello there" face=happy',
+                "--duration",
+                "1.5",
+                "--hex",
+                stock_loop=loop_name == "asyncio",
+            )
+            assert code == 0, err
+            assert mcu.visible.glow == SetGlow(255, 0, 0, 128)
+            assert mcu.visible.text == ShowText(Face.HAPPY, "hello there")
+        lines = out.splitlines()
+        glow = next(ln for ln in lines if "SET_GLOW" in ln)
+        assert "host→mcu" in glow and "r=255 g=0 b=0 intensity=128" in glow and "[ACK_REQ]" in glow
+        seq = int(glow.split("#")[1].split()[0])
+        assert any("MCU_ACK" in ln and f"acked_seq={seq}" in ln for ln in lines)
+        assert any("mcu→host" in ln and "HELLO_REPLY" in ln for ln in lines)
+        # hex mode: the wire bytes under each frame start and end with the 0x00 delimiter
+        wire = lines[lines.index(glow) + 1].split("wire:")[1].split()
+        assert wire[0] == "00" and wire[-1] == "00" and "10" in wire
+        assert "counters: link state=up" in out
+        assert "-- connected: MCU firmware 1.0.0, protocol 1" in out
+
+    run(main())
+
+
+def test_attached_mode_goes_through_the_service_debug_socket(run: Run, tmp_path: Path) -> None:
+    sock = tmp_path / "state" / "console.sock"
+
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            host = HostProtocol()
+            link = SerialLink(str(mcu.path), 115200, host)
+            async with link, DebugServer(link, sock):
+                await link.wait_up(timeout=5)
+                code, out, err = await console(
+                    "--socket",
+                    str(sock),
+                    "--port",
+                    str(mcu.path),  # ignored: the service holds the port
+                    "--send",
+                    "pose 0.8 ease=0.2",
+                    "--hide",
+                    "heartbeat",
+                    "--duration",
+                    "1.5",
+                )
+                assert code == 0, err
+                assert "the service holds the port" in err
+                await mcu.wait_until(lambda: mcu.visible.pose == SetPose(204, 200), timeout=3)
+                assert host.desired.pose == SetPose(204, 200)
+            assert not sock.exists()  # the server removed its socket
+        assert "-- attached to the service" in out
+        assert "-- queued SetPose melt=204 ease_ms=200" in out
+        assert any("host→mcu" in ln and "SET_POSE" in ln for ln in out.splitlines())
+        assert "HEARTBEAT" not in out
+        assert "counters: link state=up" in out
+
+    run(main())
+
+
+def test_missing_port_is_a_clear_error(tmp_path: Path) -> None:
+    async def main() -> tuple[int, str, str]:
+        return await console(
+            "--port", str(tmp_path / "ttyNOPE"), "--socket", str(tmp_path / "x.sock")
+        )
+
+    code, _out, err = asyncio.run(main())
+    assert code == 2
+    assert err.startswith("skelly: error: serial port ")
+    assert "ttyNOPE does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_busy_port_is_a_clear_error(run: Run, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            held = open_port(str(mcu.path), 115200)
+            try:
+                code, _out, err = await console(
+                    "--port", str(mcu.path), "--socket", str(tmp_path / "x.sock")
+                )
+            finally:
+                held.close()
+        assert code == 2
+        assert err.startswith("skelly: error:") and "in use by another program" in err
+
+    run(main())
+
+
+def test_no_service_and_no_port_says_what_to_do(tmp_path: Path) -> None:
+    code, _out, err = asyncio.run(console("--socket", str(tmp_path / "gone.sock")))
+    assert code == 2
+    assert "nothing answers on the debug socket" in err and "--port" in err
+
+
+def test_bad_command_is_refused_before_anything_opens(tmp_path: Path) -> None:
+    code, _out, err = asyncio.run(
+        console("--port", str(tmp_path / "tty"), "--send", "glow 1 2 3 hue=4")
+    )
+    assert code == 2
+    assert "glow has no option hue" in err
+
+
+def test_debug_server_answers_bad_requests_and_refuses_a_second_service(
+    run: Run, tmp_path: Path
+) -> None:
+    sock = tmp_path / "console.sock"
+
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            link = SerialLink(str(mcu.path), 115200, HostProtocol())
+            async with link, DebugServer(link, sock) as server:
+                reader, writer = await asyncio.open_unix_connection(str(sock))
+                hello = json.loads(await reader.readline())
+                assert hello["kind"] == "hello" and hello["url"] == str(mcu.path)
+                for request, expect in (
+                    (b"not json\n", "not a JSON request"),
+                    (b'{"op": "send", "line": "dance"}\n', "unknown command 'dance'"),
+                    (b'{"op": "reboot"}\n', "unknown op 'reboot'"),
+                ):
+                    writer.write(request)
+                    while (reply := json.loads(await reader.readline()))["kind"] != "result":
+                        pass
+                    assert reply["ok"] is False and expect in reply["error"]
+                assert server.clients == 1
+                with pytest.raises(OSError, match="already serves"):
+                    await DebugServer(link, sock).start()
+                writer.close()
+
+    run(main())
