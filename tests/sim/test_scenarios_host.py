@@ -1,0 +1,104 @@
+"""End to end: a simulated host streams a time-compressed scenario over real TCP into
+DataCapture → Storage (real SQLite) → AnalysisEngine on the bus, and the scripted change of
+state comes out as a StateChange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus import Bus, Envelope
+from bus.messages import AnalysisComplete, EventBatch, FocusState, StateChange
+from hw_sim.clock import SimClock
+from hw_sim.host import SimulatedHost
+from hw_sim.scenarios import Segment, generate, scenario, windows
+from modules.analysis import AnalysisEngine
+from modules.data_capture import DataCapture, IngestConfig
+from modules.ingest_client import IngestClient
+from modules.storage import Storage, StorageConfig
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+SPEED = 60.0
+TOKEN = "sim-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def test_simulated_host_drives_the_pipeline_to_the_scripted_state_change(
+    run: Run, tmp_path: Path
+) -> None:
+    sc = generate(
+        "neutral-to-distracted",
+        (Segment(FocusState.NEUTRAL, 2.5), Segment(FocusState.DISTRACTED, 2.5)),
+        seed=7,
+        start=1_764_230_400.0 + 3.3,
+    )
+    [(change_at, _, _)] = sc.changes()
+
+    async def main() -> tuple[list[Envelope], int, int]:
+        clock = SimClock(SPEED, start=sc.start - 1.0)
+        bus = Bus()
+        got: list[Envelope] = []
+        bus.subscribe(got.append, types=[AnalysisComplete, StateChange, EventBatch], maxsize=4096)
+        # Under 60x compression the storage settings must follow the clock: commit at once
+        # (a 1 s group-commit wait would be a minute of event time) and close a window 3 s of
+        # event time (50 ms real) after its end, so events committed just before it are in.
+        storage = Storage(
+            StorageConfig(window_grace_s=3.0, commit_max_wait_s=0.0),
+            tmp_path,
+            clock=clock.now,
+            sleep=clock.sleep,
+        )
+        capture = DataCapture(IngestConfig(host="127.0.0.1", port=0), sink=storage, token=TOKEN)
+        analysis = AnalysisEngine()
+        for module in (storage, analysis, capture):
+            await module.start(bus)
+        client = IngestClient(
+            f"127.0.0.1:{capture.port}", TOKEN, host_id="sim-host", session_id="sim-1"
+        )
+        await client.start()
+        await client.wait_connected(timeout=5.0)
+        host = SimulatedHost(sc, clock, client)
+        sent = await host.run_until_end()
+        await client.flush(timeout=10.0)
+        await clock.sleep(15.0)  # let the last windows close
+        await bus.join()
+        stored = await storage.resume_point("sim-host", "sim-1")
+        await client.close()
+        for module in (capture, analysis, storage):
+            await module.stop()
+        await bus.aclose()
+        return got, sent, stored
+
+    got, sent, stored = run(main())
+    assert sent == len(sc.events) and stored == len(sc.events)
+    batches = [e.payload for e in got if isinstance(e.payload, EventBatch)]
+    results = [e.payload for e in got if isinstance(e.payload, AnalysisComplete)]
+    assert len(results) == len(batches) >= 25  # one result per window
+    # the live windows hold exactly what the offline windowing of the scenario holds
+    offline = {b.window_end: len(b.events) for b in windows(sc.raw_events(), sc.start, sc.end)}
+    live = {b.window_end: len(b.events) for b in batches if b.window_end in offline}
+    assert len(live) >= len(offline) - 1 and all(live[k] == offline[k] for k in live)
+    changes = [e.payload for e in got if isinstance(e.payload, StateChange)]
+    to_distracted = [c for c in changes if c.current is FocusState.DISTRACTED]
+    assert to_distracted, [(c.previous, c.current, c.at - change_at) for c in changes]
+    delay = to_distracted[0].at - change_at
+    assert 0.0 < delay <= 30.0, delay
+    before = [r for r in results if r.window_end <= change_at - 30]
+    assert before and before[-1].state is FocusState.NEUTRAL
+
+
+def test_host_refuses_a_scenario_in_the_clocks_past(run: Run) -> None:
+    sc = scenario("idle", seed=1, start=1_000_000_000.0)
+
+    async def main() -> None:
+        client = IngestClient("127.0.0.1:9", TOKEN, host_id="h", session_id="s")
+        host = SimulatedHost(sc, SimClock(60.0), client)
+        with pytest.raises(ValueError, match=r"generate it with start=clock\.now"):
+            await host.run()
+        assert host.stats.sent == 0
+        await asyncio.sleep(0)
+
+    run(main())
