@@ -3,8 +3,9 @@
 * :func:`parse_command` turns ``glow 255 0 0 intensity=0.5`` into a protocol message (the same
   units as :class:`~firmware_bridge.core.protocol.HostProtocol`'s setters).
 * :class:`FrameView` decodes raw bytes of either direction into display lines: time, direction,
-  sequence number, type, fields, flags — and the frame's wire bytes in hex mode; damaged frames are
-  shown as such.
+  sequence number, type, fields, flags — plus each frame's wire bytes in hex mode, and every chunk
+  exactly as it crossed the port in raw mode (for a device that sends non-protocol bytes); damaged
+  frames are shown as such.
 * :class:`DebugServer` is what a running service exposes so ``skelly console`` can watch and
   command the MCU link without opening the port a second time: a Unix stream socket (mode 0600)
   speaking JSON lines.
@@ -223,8 +224,11 @@ class FrameView:
 
     ARROWS: ClassVar[dict[str, str]] = {"tx": "host→mcu", "rx": "mcu→host"}
 
-    def __init__(self, *, hex_mode: bool = False, hide: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, hex_mode: bool = False, raw_mode: bool = False, hide: Iterable[str] = ()
+    ) -> None:
         self.hex_mode = hex_mode
+        self.raw_mode = raw_mode
         self.hide = {h.upper() for h in hide}
         self.counts = FrameCounts()
         self._decoders = {"tx": FrameDecoder(), "rx": FrameDecoder()}
@@ -236,6 +240,8 @@ class FrameView:
         stamp = datetime.fromtimestamp(wall).strftime("%H:%M:%S.%f")[:-3]
         arrow = self.ARROWS[direction]
         lines: list[str] = []
+        if self.raw_mode and data:
+            lines.append(f"{stamp} {arrow}   raw {len(data):4d} B: {data.hex(' ')}")
         bad = decoder.crc_errors + decoder.oversize_frames - bad_before
         if bad:
             setattr(self.counts, f"{direction}_bad", getattr(self.counts, f"{direction}_bad") + bad)
@@ -262,8 +268,6 @@ class FrameView:
             lines.append(text)
             if self.hex_mode:
                 lines.append(" " * 13 + "wire: " + encode_frame(payload).hex(" "))
-        if self.hex_mode and not payloads and not bad and data:
-            lines.append(f"{stamp} {arrow}       raw: {data.hex(' ')}")
         return lines
 
 

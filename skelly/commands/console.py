@@ -1,8 +1,9 @@
 """``skelly console``: the serial debug console for the figurine MCU link.
 
 Shows every frame in both directions, decoded (time, direction, sequence number, type, fields,
-flags; ``--hex`` adds the wire bytes), lets you send any host command by name
-(``glow 255 0 0 intensity=0.5``, ``help`` lists them), and prints the link's counters.
+flags; ``--hex`` adds each frame's wire bytes, ``--raw`` every chunk as it crossed the port), lets
+you send any host command by name (``glow 255 0 0 intensity=0.5``, ``help`` lists them), and
+prints the link's counters.
 
 Two ways to reach the MCU, so two programs never fight over one port:
 
@@ -42,7 +43,8 @@ from skelly.errors import SkellyError
 CONSOLE_HELP = (
     COMMAND_HELP
     + """
-hex                                                            toggle wire bytes
+hex                                                            toggle wire bytes per frame
+raw                                                            toggle raw chunks as read/written
 counters                                                       link and frame counters
 help / quit"""
 )
@@ -63,6 +65,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--direct", action="store_true", help="open --port even if a service socket answers"
     )
     p.add_argument("--hex", action="store_true", help="also show every frame's wire bytes")
+    p.add_argument(
+        "--raw", action="store_true", help="also show every chunk of bytes as it crossed the port"
+    )
     p.add_argument(
         "--hide", default="", help="frame types not to show, comma-separated (heartbeat,ack)"
     )
@@ -125,7 +130,7 @@ class Session:
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
         hide = [h.strip() for h in args.hide.split(",") if h.strip()]
-        self.view = FrameView(hex_mode=args.hex, hide=hide)
+        self.view = FrameView(hex_mode=args.hex, raw_mode=args.raw, hide=hide)
         self.out = out
         self.count = args.count
         self.duration = args.duration
@@ -142,8 +147,8 @@ class Session:
     def on_bytes(self, direction: str, wall: float, data: bytes) -> None:
         for line in self.view.feed(direction, wall, data):
             self.print(line)
-            if not line.startswith(" "):  # wire-byte lines are indented
-                self.shown += 1
+            if not line.startswith(" ") and " raw " not in line[:30]:
+                self.shown += 1  # frames and damage reports; not wire/raw byte lines
         if self.count is not None and self.shown >= self.count:
             self.done.set()
 
@@ -157,7 +162,10 @@ class Session:
             self.print(CONSOLE_HELP)
         elif word == "hex":
             self.view.hex_mode = not self.view.hex_mode
-            self.print(f"hex mode {'on' if self.view.hex_mode else 'off'}")
+            self.print(f"-- hex mode {'on' if self.view.hex_mode else 'off'}")
+        elif word == "raw":
+            self.view.raw_mode = not self.view.raw_mode
+            self.print(f"-- raw mode {'on' if self.view.raw_mode else 'off'}")
         elif word in ("counters", "stats"):
             self.counters()
         else:
