@@ -62,3 +62,11 @@ def test_unplugged_virtual_port_is_missing_and_replug_keeps_the_path() -> None:
         assert vport.plug_count == 2
         open_port(str(vport.path), 115200).close()
         assert first_pts  # the kernel named the first pty too
+
+
+def test_virtual_port_refuses_to_replace_a_real_file(tmp_path: Path) -> None:
+    target = tmp_path / "not-a-link"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="choose another --link path"):
+        VirtualSerialPort(target).plug()
+    assert target.read_text() == "precious"
