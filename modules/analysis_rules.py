@@ -68,17 +68,17 @@ class AnalysisConfig:
     typing_keys: Ramp = (6.0, 12.0)
     flow_kpm: Ramp = (70.0, 120.0)
     flow_iki_ms: Ramp = (250.0, 350.0)
-    steady_cv: Ramp = (0.42, 0.62)
+    steady_rcv: Ramp = (0.42, 0.62)
     one_app_share: Ramp = (0.5, 0.7)
     quiet_tail_s: Ramp = (15.0, 20.0)
     dense_kpm: Ramp = (300.0, 360.0)
     dense_duty: Ramp = (0.68, 0.82)
     dense_pause_s: Ramp = (3.0, 4.5)
-    dense_cv: Ramp = (0.35, 0.45)
+    dense_rcv: Ramp = (0.35, 0.45)
     dense_app_share: Ramp = (0.9, 0.98)
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
-    erratic_cv: Ramp = (0.7, 1.0)
+    erratic_rcv: Ramp = (0.7, 1.0)
     transition_spm: Ramp = (1.0, 2.0)
     transition_visit_s: Ramp = (40.0, 60.0)
     engaged_kpm: Ramp = (4.0, 12.0)
@@ -154,7 +154,7 @@ class Classification:
 def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
     """Score the six states for one window (docs/ANALYSIS.md §3)."""
     typing = up(f.key_count, cfg.typing_keys) if f.iki_n >= cfg.min_iki_samples else 0.0
-    steady = down(f.iki_rcv, cfg.steady_cv)
+    steady = down(f.iki_rcv, cfg.steady_rcv)
     focused_typing = min(
         typing,
         up(f.keys_per_min, cfg.flow_kpm),
@@ -171,7 +171,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
     ) / 3.0
     dense = min(
         density,
-        down(f.iki_rcv, cfg.dense_cv),
+        down(f.iki_rcv, cfg.dense_rcv),
         up(f.dominant_app_share, cfg.dense_app_share),
     )
     hyperfocus = min(flow_core, dense)
@@ -180,7 +180,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
     switching = min(
         up(f.switches_per_min, cfg.hop_spm), up(f.dominant_app_share, cfg.hop_app_share)
     )
-    erratic = min(typing, up(f.iki_rcv, cfg.erratic_cv))
+    erratic = min(typing, up(f.iki_rcv, cfg.erratic_rcv))
     non_work = min(f.comm_share + f.leisure_share + 0.5 * f.browser_share, 1.0)
     distracted = switching * (0.75 + 0.25 * max(f.rapid_switch_ratio, erratic, non_work))
 
