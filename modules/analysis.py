@@ -90,7 +90,7 @@ class WindowAnalyzer:
             change_min_confidence=self.config.change_min_confidence,
         )
         self._focus: deque[RawEvent] = deque(maxlen=FOCUS_CONTEXT)
-        self._focus_keys: set[tuple[float, int]] = set()
+        self._focus_keys: set[tuple[str, int, float]] = set()
 
     def analyze(
         self, window_start: float, window_end: float, events: tuple[RawEvent, ...]
@@ -117,13 +117,14 @@ class WindowAnalyzer:
             if e.kind == "focus"
             and isinstance(e.ts, (int, float))
             and math.isfinite(e.ts)
-            and (e.ts, e.seq) not in self._focus_keys
+            and (e.session_id, e.seq, e.ts) not in self._focus_keys
         ]
         if not new:
             return
-        merged = sorted([*self._focus, *new], key=lambda e: (e.ts, e.seq))[-FOCUS_CONTEXT:]
-        self._focus = deque(merged, maxlen=FOCUS_CONTEXT)
-        self._focus_keys = {(e.ts, e.seq) for e in merged}
+        unique = {(e.session_id, e.seq, e.ts): e for e in [*self._focus, *new]}
+        merged = sorted(unique.values(), key=lambda e: (e.ts, e.session_id, e.seq))
+        self._focus = deque(merged[-FOCUS_CONTEXT:], maxlen=FOCUS_CONTEXT)
+        self._focus_keys = {(e.session_id, e.seq, e.ts) for e in self._focus}
 
 
 class AnalysisEngine(Module):

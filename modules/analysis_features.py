@@ -100,6 +100,12 @@ def _finite_ts(ev: RawEvent) -> bool:
     return isinstance(ev.ts, (int, float)) and math.isfinite(ev.ts)
 
 
+def _order(ev: RawEvent) -> tuple[float, int, str, str]:
+    """A total order, so the result never depends on the order events arrived in (even two
+    events with the same ts and seq)."""
+    return (ev.ts, ev.seq, ev.kind, repr(ev.attrs))
+
+
 def _stats(values: Sequence[float]) -> tuple[float, float]:
     """Mean and coefficient of variation (population); (0, 0) for fewer than two values."""
     if len(values) < 2:
@@ -128,7 +134,7 @@ def _focus_before(
     """App id, category and since-when of the app in front at ``start`` (None if unknown)."""
     focus = sorted(
         (e for e in earlier if e.kind == "focus" and _finite_ts(e) and e.ts < start),
-        key=lambda e: (e.ts, e.seq),
+        key=_order,
     )
     app: str | None = None
     category: str | None = None
@@ -165,7 +171,7 @@ def compute_features(
     if not math.isfinite(end - start):
         raise FeatureError(f"window from {start!r} to {end!r} is too long to analyse")
     all_events = [e for e in events if _finite_ts(e)]
-    inside = sorted((e for e in all_events if start <= e.ts <= end), key=lambda e: (e.ts, e.seq))
+    inside = sorted((e for e in all_events if start <= e.ts <= end), key=_order)
     duration = max(end - start, MIN_WINDOW_S)
     per_min = 60.0 / duration
 

@@ -33,6 +33,8 @@ TIE_ORDER: tuple[FocusState, ...] = (
     FocusState.NEUTRAL,
 )
 
+FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -143,6 +145,13 @@ class Classification:
     state: FocusState
     confidence: float
     scores: tuple[tuple[FocusState, float], ...]
+    margin: float | None = None
+    """Best − ½·second best over all six states (FLOW and HYPERFOCUS compete here); decides
+    whether the window may propose a change.  None: same as ``confidence``."""
+
+    @property
+    def decisiveness(self) -> float:
+        return self.confidence if self.margin is None else self.margin
 
     def score(self, state: FocusState) -> float:
         for s, v in self.scores:
@@ -202,7 +211,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
         down(f.switches_per_min, cfg.engaged_spm),
     )
     idle = max(low_activity, up(f.idle_frac, cfg.idle_frac), up(f.quiet_tail_s, cfg.quiet_tail_s))
-    neutral = min(engaged, 1.0 - max(idle, distracted, hyperfocus, flow, transitioning))
+    neutral = min(engaged, 1.0 - max(idle, distracted, flow_core, transitioning))
 
     raw = {
         FocusState.IDLE: idle,
@@ -215,8 +224,15 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
     scores = tuple((s, _unit(raw[s])) for s in TIE_ORDER)
     ranked = sorted(scores, key=lambda sv: -sv[1])  # stable: ties keep TIE_ORDER
     best_state, best = ranked[0]
-    second = ranked[1][1]
-    return Classification(best_state, _unit(best - 0.5 * second), scores)
+    margin = _unit(best - 0.5 * ranked[1][1])
+    if best_state in FOCUSED:
+        # FLOW and HYPERFOCUS are two depths of one focus: doubt between them is no doubt that
+        # the user is focused, so the sibling is not a competitor; the evidence is flow_core
+        best = flow_core
+        second = max(v for s, v in scores if s not in FOCUSED)
+    else:
+        second = ranked[1][1]
+    return Classification(best_state, _unit(best - 0.5 * second), scores, margin)
 
 
 def _unit(x: float) -> float:
@@ -315,7 +331,7 @@ class StateTracker:
             for cand in (late, full):
                 if cand is None or cand.state is self.state:
                     continue
-                if cand.confidence < self.change_min_confidence:
+                if cand.decisiveness < self.change_min_confidence:
                     continue
                 x = cand.state
                 need = (

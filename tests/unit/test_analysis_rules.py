@@ -134,10 +134,18 @@ def test_a_single_app_switch_in_flow_is_still_flow() -> None:
 
 
 def test_ambiguous_window_has_low_confidence() -> None:
-    middle = dataclasses.replace(FLOW, keys_per_min=310, typing_duty=0.68, longest_pause_s=4.0)
+    middle = dataclasses.replace(FLOW, keys_per_min=95.0)  # halfway up the flow_kpm ramp
+    c = classify(middle, CFG)
+    assert c.state in (S.FLOW, S.NEUTRAL)
+    assert c.confidence < 0.8
+
+
+def test_doubt_between_flow_and_hyperfocus_is_no_doubt_about_focus() -> None:
+    middle = dataclasses.replace(FLOW, keys_per_min=330, typing_duty=0.75, longest_pause_s=3.75)
     c = classify(middle, CFG)
     assert c.state in (S.FLOW, S.HYPERFOCUS)
-    assert c.confidence < 0.8
+    assert 0.2 < c.score(S.FLOW) < 0.8 and 0.2 < c.score(S.HYPERFOCUS) < 0.8
+    assert c.confidence >= 0.9
 
 
 def test_thresholds_come_from_config() -> None:
