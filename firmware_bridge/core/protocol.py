@@ -563,7 +563,7 @@ class _SlotEntry:
     phase: str = "clean"  # clean | dirty | in_flight | retry
     seq: int = -1
     sent_at: float = 0.0
-    set_at: float = 0.0
+    set_at: float | None = None  # None: set since the clock last advanced (stamped then)
     rto: float = 0.0
 
 
@@ -587,6 +587,7 @@ class HostProtocol(_Endpoint):
             HOST_TRANSITIONS, HostState.DISCONNECTED
         )
         self._slots = {slot: _SlotEntry(slot) for slot in Slot}
+        self._unstamped = False
         self._in_flight: dict[int, _SlotEntry] = {}
         self._peer_window = _SeqWindow()
         self._hello_seq = 0
@@ -629,6 +630,17 @@ class HostProtocol(_Endpoint):
     def slot_phase(self, slot: Slot) -> str:
         return self._slots[slot].phase
 
+    def _advance(self, now: float | None) -> None:
+        super()._advance(now)
+        if self._unstamped and now is not None:
+            for entry in self._slots.values():
+                if entry.set_at is None:
+                    entry.set_at = self._now
+            self._unstamped = False
+
+    def _age(self, entry: _SlotEntry) -> float:
+        return 0.0 if entry.set_at is None else self._now - entry.set_at
+
     # -- lifecycle ----------------------------------------------------------------------
     def reset(self, now: float) -> list[Event]:
         """The port was (re)opened: forget partial input and start a handshake."""
@@ -660,8 +672,12 @@ class HostProtocol(_Endpoint):
         self._control.clear()
 
     # -- desired state --------------------------------------------------------------------
-    def command(self, msg: Message) -> None:
-        """Make ``msg`` the desired value of its slot (superseding anything older)."""
+    def command(self, msg: Message, now: float | None = None) -> None:
+        """Make ``msg`` the desired value of its slot (superseding anything older).
+
+        ``now`` matters for one-shots (animation, tone), which expire 2 s after being requested;
+        without it the request is timed from the next ``now`` the shell passes in.
+        """
         try:
             entry = self._slots[SLOT_OF[type(msg)]]
         except KeyError:
@@ -676,8 +692,11 @@ class HostProtocol(_Endpoint):
             self.counters.superseded += 1
         entry.value = msg
         entry.phase = "dirty"
-        entry.set_at = self._now
+        entry.set_at = None  # stamped with the next ``now`` the shell passes in
+        self._unstamped = True
         entry.rto = self.timing.rto_s
+        if now is not None:
+            self._advance(now)
 
     def set_glow(
         self,
@@ -717,13 +736,21 @@ class HostProtocol(_Endpoint):
     def sleep(self, asleep: bool = True, fade_s: float = 0.0) -> None:
         self.command(Sleep(asleep, seconds_to_ms("fade_s", fade_s)))
 
-    def play_animation(self, animation: Animation, repeat: int = 1, speed: float = 1.0) -> None:
-        self.command(PlayAnimation(animation, repeat, factor_to_pct("speed", speed)))
+    def play_animation(
+        self,
+        animation: Animation,
+        repeat: int = 1,
+        speed: float = 1.0,
+        *,
+        now: float | None = None,
+    ) -> None:
+        self.command(PlayAnimation(animation, repeat, factor_to_pct("speed", speed)), now)
 
-    def tone(self, freq_hz: int, duration_s: float, volume: float = 0.5) -> None:
-        self.command(
-            Tone(freq_hz, seconds_to_ms("duration_s", duration_s), unit_to_u8("volume", volume))
-        )
+    def tone(
+        self, freq_hz: int, duration_s: float, volume: float = 0.5, *, now: float | None = None
+    ) -> None:
+        msg = Tone(freq_hz, seconds_to_ms("duration_s", duration_s), unit_to_u8("volume", volume))
+        self.command(msg, now)
 
     # -- receiving ------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> list[Event]:
@@ -806,7 +833,7 @@ class HostProtocol(_Endpoint):
             elif not entry.slot.oneshot:
                 entry.phase = "dirty"  # full state to the (possibly reset) MCU
                 entry.rto = self.timing.rto_s
-            elif entry.phase != "dirty" or self._now - entry.set_at > self.timing.oneshot_ttl_s:
+            elif entry.phase != "dirty" or self._age(entry) > self.timing.oneshot_ttl_s:
                 # a one-shot already sent may have played: never play it twice; a stale one
                 # would surprise the user
                 entry.value = None
@@ -869,7 +896,7 @@ class HostProtocol(_Endpoint):
                 entry.slot.oneshot
                 and entry.value is not None
                 and entry.phase != "clean"
-                and now - entry.set_at > t.oneshot_ttl_s
+                and self._age(entry) > t.oneshot_ttl_s
             ):
                 self._in_flight.pop(entry.seq, None)
                 entry.value = None
@@ -894,7 +921,8 @@ class HostProtocol(_Endpoint):
                     candidates.append(entry.sent_at + entry.rto)
         for entry in self._slots.values():
             if entry.slot.oneshot and entry.value is not None and entry.phase != "clean":
-                candidates.append(entry.set_at + t.oneshot_ttl_s + 1e-6)
+                set_at = self._now if entry.set_at is None else entry.set_at
+                candidates.append(set_at + t.oneshot_ttl_s + 1e-6)
         return min(candidates) if candidates else None
 
     # -- sending --------------------------------------------------------------------------

@@ -25,19 +25,23 @@ ROOT = Path(__file__).resolve().parents[2]
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
-async def console(*args: str, stock_loop: bool = False) -> tuple[int, str, str]:
-    argv = [sys.executable, "-m", "skelly.cli", "console", "--no-input", *args]
+async def console(
+    *args: str, stock_loop: bool = False, stdin: bytes | None = None
+) -> tuple[int, str, str]:
+    argv = [sys.executable, "-m", "skelly.cli", "console", *args]
+    if stdin is None:
+        argv.append("--no-input")
     if stock_loop:
         argv.append("--stock-loop")
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(30):
-        out, err = await proc.communicate()
+        out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -181,6 +185,56 @@ def test_debug_server_answers_bad_requests_and_refuses_a_second_service(
                 assert server.clients == 1
                 with pytest.raises(OSError, match="already serves"):
                     await DebugServer(link, sock).start()
+                writer.close()
+
+    run(main())
+
+
+def test_commands_typed_on_stdin_in_direct_mode(run: Run, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            code, out, err = await console(
+                "--port",
+                str(mcu.path),
+                "--socket",
+                str(tmp_path / "none.sock"),
+                "--duration",
+                "2",
+                stdin=b"glow 0 255 0\nhex\nbogus 1\ncounters\ntone 660 0.05\n",
+            )
+            assert code == 0, err
+            assert mcu.visible.glow == SetGlow(0, 255, 0)
+            assert [t.freq_hz for t in mcu.tones] == [660]
+        assert "-- hex mode on" in out
+        assert "error: unknown command 'bogus'" in out
+        assert out.count("counters: link") == 2  # asked for once, and at exit
+
+    run(main())
+
+
+def test_a_console_that_does_not_read_never_holds_up_the_service(run: Run, tmp_path: Path) -> None:
+    sock = tmp_path / "console.sock"
+
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            link = SerialLink(str(mcu.path), 115200, HostProtocol())
+            async with link, DebugServer(link, sock) as server:
+                server.MAX_CLIENT_BUFFER = 64 * 1024
+                reader, writer = await asyncio.open_unix_connection(str(sock))
+                await reader.readline()  # hello
+                tap = link.raw_tap
+                assert tap is not None
+                chunk = bytes(range(256)) * 16
+                for _ in range(400):  # ~3 MB of JSON to a client that is not reading
+                    tap("rx", 0.0, chunk)
+                    await asyncio.sleep(0)
+                dropped = 0
+                async with asyncio.timeout(10):
+                    while not dropped:
+                        msg = json.loads(await reader.readline())
+                        if msg["kind"] == "dropped":
+                            dropped = msg["chunks"]
+                assert 0 < dropped < 400
                 writer.close()
 
     run(main())

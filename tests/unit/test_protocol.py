@@ -432,9 +432,8 @@ def test_mcu_reset_with_boot_received_resyncs_at_once() -> None:
 def test_state_set_while_disconnected_is_delivered_on_connect_but_stale_tones_are_not() -> None:
     w = Wire()
     w.host.set_glow(5, 5, 5)
-    w.host.tone(440, 0.2)
+    w.host.tone(440, 0.2, now=0.0)
     w.now = 3.0  # the port opens 3 s later: the chirp is stale
-    w.host.handle_timeout(w.now)
     w.start()
     w.run_until(lambda: w.host.in_sync)
     assert w.mcu.figurine.glow == SetGlow(5, 5, 5)
@@ -547,3 +546,17 @@ def test_timing_for_slow_links_stretches_the_rto() -> None:
     slow = Timing.for_baud(9600)
     assert slow.rto_s == pytest.approx(2 * 255 * 10 / 9600 + 0.1, abs=0.001)
     assert slow.rto_max_s >= 4 * slow.rto_s - 1e-9
+
+
+def test_a_oneshot_is_timed_from_the_first_clock_the_host_sees() -> None:
+    # the shell may not pass ``now`` when it sets a tone: the next clock it passes starts the TTL
+    w = connected_wire()
+    w.run(5.0)  # the host's clock is well past 0 by now
+    w.drop_to_mcu = lambda m: isinstance(m, Tone)
+    w.host.tone(523, 0.1)  # no now
+    w.run(1.9)
+    assert w.host.slot_phase(Slot.ANIMATION) == "clean"
+    assert w.host.slot_phase(Slot.TONE) != "clean"  # still trying: not expired yet
+    w.run(0.3)
+    assert w.host.slot_phase(Slot.TONE) == "clean"
+    assert w.host.counters.oneshots_expired == 1
