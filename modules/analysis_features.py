@@ -201,12 +201,14 @@ def compute_features(
     active_s = 0.0
     weighted_speed = 0.0
     clicks = 0.0
+    moved: list[float] = []
     for ev in mice:
         speed = min(max(_num(ev.get("speed")), 0.0), MAX_SPEED)
         n_clicks = min(max(_num(ev.get("clicks")), 0.0), MAX_CLICKS)
         span = min(max(_num(ev.get("span_ms"), 1000.0), 0.0) / 1000.0, duration)
         clicks += n_clicks
         if speed > 0.0 or n_clicks > 0.0:
+            moved.append(ev.ts)
             overlap = max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
             active_s += overlap
             weighted_speed += speed * overlap
@@ -257,7 +259,8 @@ def compute_features(
     for ev in idles:
         span = min(max(_num(ev.get("duration_s")), 0.0), duration)
         idle_s += max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
-    inputs = [e.ts for e in inside if e.kind in ("key", "mouse", "focus")]
+    # a mouse sample that neither moved nor clicked is a host reporting a resting pointer
+    inputs = [e.ts for e in inside if e.kind in ("key", "focus")] + moved
     quiet_tail = end - max(inputs) if inputs else duration
 
     return WindowFeatures(

@@ -90,6 +90,12 @@ def test_mouse_activity_speed_and_clicks() -> None:
     assert f.clicks == 1 and f.clicks_per_min == pytest.approx(3.0)
 
 
+def test_resting_pointer_samples_are_not_input() -> None:
+    evs = [key(T0 + 2), *(mouse(T0 + t, 0.0, 0) for t in range(3, 30))]
+    f = compute_features(evs, T0, T0 + 30)
+    assert f.quiet_tail_s == pytest.approx(28.0) and f.input_per_min == pytest.approx(2.0)
+
+
 def test_mouse_span_is_clipped_to_the_window() -> None:
     f = compute_features([mouse(T0 + 0.5, 100, 0, span_ms=3000)], T0, T0 + 30)
     assert f.mouse_active_s == pytest.approx(0.5)
