@@ -398,11 +398,10 @@ class DebugServer:
             },
         )
         try:
-            while line := await reader.readline():
-                self._request(writer, line)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            with contextlib.suppress(ConnectionError):  # the console went away: fine
+                while line := await reader.readline():
+                    self._request(writer, line)
+                    await writer.drain()
         finally:
             self._clients.pop(writer, None)
             writer.close()

@@ -522,7 +522,8 @@ class _Endpoint:
             if not self._fits(out, frame, budget):
                 return False
             self._control.popleft()
-            self._commit(out, frame, self._next_seq())
+            self._next_seq()
+            self._commit(out, frame)
             if isinstance(msg, Ack):
                 self.counters.acks_out += 1
             elif isinstance(msg, Nack):
@@ -536,7 +537,7 @@ class _Endpoint:
     def _fits(out: bytearray, frame: bytes, budget: int | None) -> bool:
         return budget is None or len(out) + len(frame) <= budget
 
-    def _commit(self, out: bytearray, frame: bytes, _seq: int) -> None:
+    def _commit(self, out: bytearray, frame: bytes) -> None:
         out += frame
         self.counters.frames_out += 1
         self.counters.bytes_out += len(frame)
@@ -549,7 +550,8 @@ class _Endpoint:
         if not out and self._heartbeat_due():
             frame = self._frame(Heartbeat(), self._seq)
             if self._fits(out, frame, budget):
-                self._commit(out, frame, self._next_seq())
+                self._next_seq()
+                self._commit(out, frame)
                 self.counters.heartbeats_out += 1
 
 
@@ -950,7 +952,7 @@ class HostProtocol(_Endpoint):
             if self._hello_due:
                 frame = self._frame(self._hello, self._hello_seq, retransmit=self._hello_sent_once)
                 if self._fits(out, frame, budget):
-                    self._commit(out, frame, self._hello_seq)
+                    self._commit(out, frame)
                     self.counters.hellos_out += 1
                     if self._hello_sent_once:
                         self.counters.retransmits += 1
@@ -977,7 +979,7 @@ class HostProtocol(_Endpoint):
             else:
                 seq = self._next_seq()
                 entry.seq = seq
-            self._commit(out, frame, seq)
+            self._commit(out, frame)
             entry.phase = "in_flight"
             entry.sent_at = self._now
             self._in_flight[seq] = entry
@@ -1027,7 +1029,6 @@ class _PendingInput:
 
 MAX_INPUTS = 16
 MAX_LOGS = 8
-MAX_TEXT_DEFAULT = 160
 
 
 class McuProtocol(_Endpoint):
@@ -1311,7 +1312,7 @@ class McuProtocol(_Endpoint):
             else:
                 seq = self._next_seq()
                 pending.seq = seq
-            self._commit(out, frame, seq)
+            self._commit(out, frame)
             pending.sent = True
             pending.due = False
             pending.sent_at = self._now
@@ -1319,13 +1320,15 @@ class McuProtocol(_Endpoint):
             frame = self._frame(self._status, self._seq)
             if not self._fits(out, frame, budget):
                 return bytes(out)
-            self._commit(out, frame, self._next_seq())
+            self._next_seq()
+            self._commit(out, frame)
             self._status = None
         while self._logs:
             frame = self._frame(self._logs[0], self._seq)
             if not self._fits(out, frame, budget):
                 return bytes(out)
-            self._commit(out, frame, self._next_seq())
+            self._next_seq()
+            self._commit(out, frame)
             self._logs.popleft()
         self._take_heartbeat(out, budget)
         return bytes(out)

@@ -333,6 +333,17 @@ async def _direct(args: argparse.Namespace) -> int:
     session.send = send
     session.counters = lambda: session.print(_format_stats(link.stats(), session.view))
     session.print(f"-- opened {url} at {args.baud} baud; handshaking (type `help` for commands)")
+
+    async def hint_if_silent() -> None:
+        await asyncio.sleep(args.connect_timeout)
+        if not link.is_up:
+            session.print(
+                f"-- no handshake with the MCU after {args.connect_timeout:g} s: check that its "
+                f"firmware runs, speaks docs/PROTOCOL.md and uses {args.baud} baud (--raw shows "
+                "any bytes it sends)"
+            )
+
+    hint = asyncio.create_task(hint_if_silent(), name="console-handshake-hint")
     async with link:
         if args.send:
             try:
@@ -346,8 +357,7 @@ async def _direct(args: argparse.Namespace) -> int:
             for line in args.send:
                 send(line)
         await session.serve()
-        # let the last frames (acks of what we just sent) reach the screen
-        await asyncio.sleep(0)
+        hint.cancel()
         session.counters()
     return 0
 

@@ -1,9 +1,10 @@
 """Host and MCU protocols wired back to back over lossy in-memory links, driven by Hypothesis.
 
 Rules change the desired figurine state, press the button, turn faults on and off (dropped,
-corrupted, duplicated chunks, line noise), reset the MCU (sometimes losing its BOOT frame), reopen
-the host's port and let fake time pass.  Whatever happened, once the links are healed the figurine
-must show exactly the host's desired state within ``CONVERGE_S`` seconds of fake time.
+corrupted, duplicated, truncated chunks, line noise), reset the MCU (sometimes losing its BOOT
+frame), reopen the host's port and let fake time pass.  Whatever happened, once the links are
+healed the figurine must show exactly the host's desired state within ``CONVERGE_S`` seconds of
+fake time.
 
 The bound: after healing, the slowest path to convergence is a host hello retry (≤ 2 s backoff cap)
 or a slot retransmission (RTO cap 2 s), plus one heartbeat (1 s) for the host to hear NOT_READY from
@@ -52,10 +53,10 @@ class LossyLink:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.tokens = 0.0
-        self.drop = self.corrupt = self.duplicate = self.noise = 0.0
+        self.drop = self.corrupt = self.duplicate = self.noise = self.truncate = 0.0
 
     def heal(self) -> None:
-        self.drop = self.corrupt = self.duplicate = self.noise = 0.0
+        self.drop = self.corrupt = self.duplicate = self.noise = self.truncate = 0.0
 
     def carry(self, sender: HostProtocol | McuProtocol, now: float) -> bytes:
         self.tokens = min(self.tokens + BYTES_PER_TICK, BURST)
@@ -73,6 +74,8 @@ class LossyLink:
         if data and rng.random() < self.drop:
             return b""
         out = bytearray(data)
+        if out and rng.random() < self.truncate:  # e.g. a cable pulled mid-frame
+            del out[rng.randrange(len(out)) :]
         if out and rng.random() < self.corrupt:
             for _ in range(rng.randint(1, 3)):
                 out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
@@ -174,13 +177,21 @@ class HostMcuOverLossyLinks(RuleBasedStateMachine):
         corrupt=st.floats(0, 0.5),
         duplicate=st.floats(0, 0.5),
         noise=st.floats(0, 0.3),
+        truncate=st.floats(0, 0.3),
         both=st.booleans(),
     )
     def faults(
-        self, drop: float, corrupt: float, duplicate: float, noise: float, both: bool
+        self,
+        drop: float,
+        corrupt: float,
+        duplicate: float,
+        noise: float,
+        truncate: float,
+        both: bool,
     ) -> None:
         for link in (self.to_mcu, self.to_host) if both else (self.to_mcu,):
-            link.drop, link.corrupt, link.duplicate, link.noise = drop, corrupt, duplicate, noise
+            link.drop, link.corrupt, link.duplicate = drop, corrupt, duplicate
+            link.noise, link.truncate = noise, truncate
 
     @rule()
     def heal_links(self) -> None:
