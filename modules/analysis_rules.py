@@ -60,7 +60,8 @@ class AnalysisConfig:
     hold_windows: int = 1
     """How many earlier windows must support a new state before it is taken."""
     hyperfocus_hold_windows: int = 3
-    """The same for HYPERFOCUS, which is flow that *lasts*: more corroboration."""
+    """The same for HYPERFOCUS, which is flow that *lasts*: the dense signature must hold in
+    four consecutive windows (about a minute of typing)."""
     change_min_confidence: float = 0.4
     """A window proposes a new state only with at least this confidence (ambiguous windows,
     e.g. exactly between two signatures, keep the current state)."""
