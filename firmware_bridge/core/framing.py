@@ -129,16 +129,38 @@ class FrameDecoder:
         self._overflow = 0
 
     def feed(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
         parts = data.split(b"\x00")
-        last = len(parts) - 1
-        for index, part in enumerate(parts):
-            self._absorb(part)
-            if index != last:
+        last = parts.pop()
+        out: list[bytes] = []
+        if parts:
+            first = parts[0]
+            if self._buf or self._overflow:  # the first part finishes a block begun earlier
+                self._absorb(first)
                 payload = self._end_of_block()
                 if payload is not None:
                     out.append(payload)
+                parts[0] = b""
+            for block in parts:  # whole blocks: no copying through the buffer
+                if block:
+                    payload = self._check(block)
+                    if payload is not None:
+                        out.append(payload)
+        self._absorb(last)
         return out
+
+    def _check(self, block: bytes) -> bytes | None:
+        c = self.counters
+        if len(block) > MAX_ENCODED:
+            c.oversize_frames += 1
+            c.garbage_bytes += len(block)
+            return None
+        payload = decode_frame(block)
+        if payload is None:
+            c.crc_errors += 1
+            c.garbage_bytes += len(block)
+            return None
+        c.frames += 1
+        return payload
 
     def _absorb(self, part: bytes) -> None:
         if self._overflow:
@@ -151,20 +173,13 @@ class FrameDecoder:
         self._buf += part
 
     def _end_of_block(self) -> bytes | None:
-        c = self.counters
         if self._overflow:
-            c.oversize_frames += 1
-            c.garbage_bytes += self._overflow
+            self.counters.oversize_frames += 1
+            self.counters.garbage_bytes += self._overflow
             self._overflow = 0
             return None
         if not self._buf:
             return None
         block = bytes(self._buf)
         self._buf.clear()
-        payload = decode_frame(block)
-        if payload is None:
-            c.crc_errors += 1
-            c.garbage_bytes += len(block)
-            return None
-        c.frames += 1
-        return payload
+        return self._check(block)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from firmware_bridge.core.errors import DecodeError, MessageError
 from firmware_bridge.core.framing import HEADER_SIZE, MAX_PAYLOAD
+
+E = TypeVar("E", bound=IntEnum)
 
 PROTOCOL_VERSION = 1
 MAX_TEXT = 160
@@ -138,7 +140,8 @@ class StatusFlag(IntFlag):
 
 def _uint(owner: object, name: str, value: int, bits: int, low: int = 0) -> None:
     high = (1 << bits) - 1
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    # ``type(...) is int`` also refuses bool; IntEnum/IntFlag values are checked by their value
+    if (type(value) is not int and not isinstance(value, Enum)) or not low <= value <= high:
         raise MessageError(
             f"{type(owner).__name__}.{name} must be an integer in {low}..{high}, got {value!r}"
         )
@@ -453,6 +456,8 @@ RELIABLE = frozenset(
 )
 
 _HEADER = struct.Struct("<BBH")
+_MSG_TYPES: dict[int, MsgType] = {int(t): t for t in MsgType}
+_FLAGS = [Flag(i) for i in range(4)]
 _FORMATS: dict[MsgType, struct.Struct] = {
     MsgType.HELLO: struct.Struct("<BBH"),
     MsgType.HEARTBEAT: struct.Struct(""),
@@ -559,9 +564,7 @@ def encode_message(
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 0xFFFF:
         raise MessageError(f"seq must be an integer in 0..65535, got {seq!r}")
     t = type_of(msg, sender)
-    flags = Flag.ACK_REQ if t in RELIABLE else Flag(0)
-    if retransmit:
-        flags |= Flag.RETX
+    flags = (1 if t in RELIABLE else 0) | (2 if retransmit else 0)  # ACK_REQ, RETX
     payload = _HEADER.pack(t, flags, seq) + _body(t, msg)
     if len(payload) > MAX_PAYLOAD:
         raise MessageError(f"{type(msg).__name__} is {len(payload)} bytes; at most {MAX_PAYLOAD}")
@@ -581,10 +584,16 @@ class Packet(NamedTuple):
         return sender_of(self.msg_type)
 
 
-def _enum_value(kind: type[IntEnum], value: int, what: str, header: tuple[int, int, int]) -> int:
+_MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {}
+
+
+def _enum_value(kind: type[E], value: int, what: str, header: tuple[int, int, int]) -> E:
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {int(m): m for m in kind}
     try:
-        return int(kind(value))
-    except ValueError:
+        return members[value]  # type: ignore[return-value]
+    except KeyError:
         raise DecodeError(
             f"{what} {value} is not a known {kind.__name__}",
             NackReason.BAD_VALUE,
@@ -601,8 +610,8 @@ def decode_packet(payload: bytes) -> Packet:
     raw_type, raw_flags, seq = _HEADER.unpack_from(payload)
     header = (raw_type, raw_flags, seq)
     try:
-        t = MsgType(raw_type)
-    except ValueError:
+        t = _MSG_TYPES[raw_type]
+    except KeyError:
         raise DecodeError(
             f"unknown message type 0x{raw_type:02x}", NackReason.UNKNOWN_TYPE, *header
         ) from None
@@ -617,7 +626,7 @@ def decode_packet(payload: bytes) -> Packet:
         msg = _build(t, v, body[fmt.size :], header)
     except MessageError as exc:
         raise DecodeError(f"{t.name}: {exc}", NackReason.BAD_VALUE, *header) from None
-    return Packet(seq, msg, t, Flag(raw_flags & (Flag.ACK_REQ | Flag.RETX)))
+    return Packet(seq, msg, t, _FLAGS[raw_flags & 3])
 
 
 def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, int]) -> Message:
@@ -627,15 +636,15 @@ def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, 
         case MsgType.ACK | MsgType.MCU_ACK:
             return Ack(v[0])
         case MsgType.NACK | MsgType.MCU_NACK:
-            return Nack(v[0], NackReason(_enum_value(NackReason, v[1], "reason", header)))
+            return Nack(v[0], _enum_value(NackReason, v[1], "reason", header))
         case MsgType.HELLO:
             return Hello(*v)
         case MsgType.SET_GLOW:
             return SetGlow(*v)
         case MsgType.SET_POSE:
-            return SetPose(v[0], v[1], Easing(_enum_value(Easing, v[2], "easing", header)))
+            return SetPose(v[0], v[1], _enum_value(Easing, v[2], "easing", header))
         case MsgType.SHOW_TEXT:
-            face = Face(_enum_value(Face, v[0], "face", header))
+            face = _enum_value(Face, v[0], "face", header)
             if v[2] > len(rest) or v[2] > MAX_TEXT:
                 raise DecodeError(
                     f"SHOW_TEXT text_len {v[2]} but {len(rest)} bytes follow (limit {MAX_TEXT})",
@@ -656,7 +665,7 @@ def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, 
                 raise DecodeError(f"SLEEP asleep={v[0]} (0 or 1)", NackReason.BAD_VALUE, *header)
             return Sleep(bool(v[0]), v[1])
         case MsgType.PLAY_ANIMATION:
-            anim = Animation(_enum_value(Animation, v[0], "animation", header))
+            anim = _enum_value(Animation, v[0], "animation", header)
             return PlayAnimation(anim, v[1], v[2])
         case MsgType.TONE:
             return Tone(*v)
@@ -675,14 +684,14 @@ def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, 
             )
             return HelloReply(v[0], v[1], v[2], v[3], (v[4], v[5], v[6]), caps)
         case MsgType.BOOT:
-            return Boot(BootCause(_enum_value(BootCause, v[0], "cause", header)))
+            return Boot(_enum_value(BootCause, v[0], "cause", header))
         case MsgType.INPUT_EVENT:
-            kind = InputKind(_enum_value(InputKind, v[0], "kind", header))
+            kind = _enum_value(InputKind, v[0], "kind", header)
             return InputEvent(kind, v[1], v[2], v[3])
         case MsgType.STATUS:
             return Status(v[0], v[1], StatusFlag(v[2] & 0x0F), v[3], v[4])
         case MsgType.LOG:
-            level = LogLevel(_enum_value(LogLevel, v[0], "level", header))
+            level = _enum_value(LogLevel, v[0], "level", header)
             return LogLine(level, _clip(rest[:MAX_LOG_TEXT].decode("utf-8", errors="replace")))
     raise DecodeError(f"no decoder for {t.name}", NackReason.UNKNOWN_TYPE, *header)
 

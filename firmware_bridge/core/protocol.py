@@ -34,7 +34,7 @@ of a reset whose BOOT frame was lost.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from typing import Generic, TypeVar
 
@@ -1202,15 +1202,15 @@ class McuProtocol(_Endpoint):
         f = self.figurine
         match msg:
             case SetGlow():
-                self.figurine = replace(f, glow=msg)
+                self.figurine = FigurineState(msg, f.pose, f.text, f.brightness, f.sleep)
             case SetPose():
-                self.figurine = replace(f, pose=msg)
+                self.figurine = FigurineState(f.glow, msg, f.text, f.brightness, f.sleep)
             case ShowText():
-                self.figurine = replace(f, text=msg)
+                self.figurine = FigurineState(f.glow, f.pose, msg, f.brightness, f.sleep)
             case SetBrightness():
-                self.figurine = replace(f, brightness=msg)
+                self.figurine = FigurineState(f.glow, f.pose, f.text, msg, f.sleep)
             case Sleep():
-                self.figurine = replace(f, sleep=msg)
+                self.figurine = FigurineState(f.glow, f.pose, f.text, f.brightness, msg)
             case PlayAnimation():
                 self.animations.append(msg)
                 del self.animations[:-16]
