@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "console",
         help="serial debug console: live decoded frames both ways, send commands, raw hex",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", "").replace("**", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--port", help="serial device path or pyserial URL to open directly")
