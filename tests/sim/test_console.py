@@ -101,8 +101,10 @@ def test_attached_mode_goes_through_the_service_debug_socket(run: Run, tmp_path:
                     "pose 0.8 ease=0.2",
                     "--hide",
                     "heartbeat",
+                    "--count",
+                    "2",  # the SET_POSE and its ACK (heartbeats are hidden)
                     "--duration",
-                    "1.5",
+                    "10",  # a cap, not a wait
                 )
                 assert code == 0, err
                 assert "the service holds the port" in err
@@ -199,7 +201,7 @@ def test_commands_typed_on_stdin_in_direct_mode(run: Run, tmp_path: Path) -> Non
                 "--socket",
                 str(tmp_path / "none.sock"),
                 "--duration",
-                "2",
+                "3",
                 stdin=b"glow 0 255 0\nhex\nbogus 1\ncounters\ntone 660 0.05\n",
             )
             assert code == 0, err
