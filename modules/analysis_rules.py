@@ -173,7 +173,10 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
     )
     one_app = up(f.dominant_app_share, cfg.one_app_share)
     not_quiet = down(f.quiet_tail_s, cfg.quiet_tail_s)
-    flow_core = min(focused_typing, one_app, not_quiet)
+    # long dwells: two or more switches in the window must include a long stay (a trip to the
+    # terminal and back ends a long visit to the editor; task-hopping ends only short visits)
+    settled = up(f.visit_mean_s, cfg.transition_visit_s) if f.switches >= 2 else 1.0
+    flow_core = min(focused_typing, one_app, not_quiet, settled)
     density = (
         up(f.keys_per_min, cfg.dense_kpm)
         + up(f.typing_duty, cfg.dense_duty)

@@ -126,6 +126,15 @@ def test_twenty_silent_seconds_end_a_window_as_idle() -> None:
     assert classify(gone, CFG).state is S.IDLE
 
 
+def test_typing_while_hopping_between_short_visits_is_not_flow() -> None:
+    hopping = dataclasses.replace(
+        FLOW, switches=2, switches_per_min=4, dominant_app_share=0.75, visit_mean_s=22.0
+    )
+    trip = dataclasses.replace(hopping, visit_mean_s=150.0)  # editor 290 s, terminal 10 s
+    assert classify(trip, CFG).state is S.FLOW
+    assert classify(hopping, CFG).state is not S.FLOW
+
+
 def test_a_single_app_switch_in_flow_is_still_flow() -> None:
     one = dataclasses.replace(
         FLOW, switches=1, switches_per_min=2, dominant_app_share=0.8, visit_min_s=300
