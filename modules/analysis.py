@@ -39,6 +39,8 @@ log = logging.getLogger("skelly.analysis")
 
 FOCUS_CONTEXT = 32
 """Focus events remembered from before the current window (per host)."""
+MAX_HOSTS = 16
+"""Hosts tracked at once; the one silent longest is forgotten first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +149,12 @@ class AnalysisEngine(Module):
     def _on_batch(self, env: Envelope) -> None:
         batch = env.payload
         assert isinstance(batch, EventBatch)
-        analyzer = self.analyzers.get(batch.host_id)
+        analyzer = self.analyzers.pop(batch.host_id, None)
         if analyzer is None:
-            analyzer = self.analyzers[batch.host_id] = WindowAnalyzer(self.config)
+            analyzer = WindowAnalyzer(self.config)
+            if len(self.analyzers) >= MAX_HOSTS:
+                del self.analyzers[next(iter(self.analyzers))]
+        self.analyzers[batch.host_id] = analyzer  # most recently seen last
         try:
             result = analyzer.analyze(batch.window_start, batch.window_end, batch.events)
         except FeatureError as exc:

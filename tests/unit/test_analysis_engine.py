@@ -9,7 +9,7 @@ from typing import Any
 from bus import Bus, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import AnalysisComplete, EventBatch, FocusState, StateChange
 from hw_sim.scenarios import Segment, generate, windows
-from modules.analysis import AnalysisConfig, AnalysisEngine
+from modules.analysis import MAX_HOSTS, AnalysisConfig, AnalysisEngine
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 START = 1_764_230_400.0
@@ -100,6 +100,20 @@ def test_duplicate_windows_are_ignored_and_hosts_are_tracked_apart(run: Run) -> 
         await bus.join()
         assert len(got) == 2 and engine.windows_analyzed == 2
         assert set(engine.analyzers) == {"laptop", "desktop"}
+        await engine.stop()
+
+    run(main())
+
+
+def test_hosts_are_bounded(run: Run) -> None:
+    async def main() -> None:
+        bus, engine, _ = await started()
+        for i in range(MAX_HOSTS + 5):
+            bus.publish(EventBatch(START - 30, START, (), f"h{i}"), source=ModuleId.STORAGE)
+        bus.publish(EventBatch(START - 20, START + 10, (), "h7"), source=ModuleId.STORAGE)
+        await bus.join()
+        assert len(engine.analyzers) == MAX_HOSTS
+        assert "h0" not in engine.analyzers and list(engine.analyzers)[-1] == "h7"
         await engine.stop()
 
     run(main())
