@@ -23,6 +23,7 @@ second, well within the Pi's default limit of 2000 events/s per connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ from typing import Any
 from hw_sim.clock import SimClock
 from hw_sim.scenarios import Scenario
 from modules.ingest_client import IngestClient
+from modules.storage import StorageConfig
 
-__all__ = ["HostStats", "SimulatedHost"]
+__all__ = ["HostStats", "SimulatedHost", "compressed_storage_config", "stream_scenario"]
 
 MAX_LATE_START_S = 60.0
 """A scenario may start at most this far (event time) before the clock's now."""
@@ -112,3 +114,45 @@ class SimulatedHost:
 
 def _without_seq(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "seq"}
+
+
+def compressed_storage_config(config: StorageConfig, speed: float) -> StorageConfig:
+    """Storage settings that keep up with a clock running ``speed`` times too fast.
+
+    Group commit waits in *real* time (a 1 s wait at 60x is a minute of event time, so events
+    would reach the window buffer after their window closed): commit at once.  The window grace
+    is event time: give at least 100 ms of real time for the last commits before a window
+    closes.
+    """
+    if not speed > 0:
+        raise ValueError(f"clock speed must be positive, got {speed!r}")
+    return dataclasses.replace(
+        config,
+        commit_max_wait_s=0.0,
+        window_grace_s=max(config.window_grace_s, 0.1 * speed),
+    )
+
+
+async def stream_scenario(
+    scenario: Scenario,
+    clock: SimClock,
+    target: str,
+    token: str,
+    *,
+    host_id: str = "sim-host",
+    session_id: str = "sim-1",
+    connect_timeout: float = 10.0,
+    flush_timeout: float = 30.0,
+) -> HostStats:
+    """Connect an IngestClient to ``target`` (``host:port`` or ``unix:/path``), stream the
+    scenario in compressed time, wait until everything is acknowledged, close."""
+    client = IngestClient(target, token, host_id=host_id, session_id=session_id)
+    await client.start()
+    try:
+        await client.wait_connected(timeout=connect_timeout)
+        host = SimulatedHost(scenario, clock, client)
+        await host.run()
+        await client.flush(timeout=flush_timeout)
+        return host.stats
+    finally:
+        await client.close()

@@ -14,7 +14,7 @@ import pytest
 from bus import Bus, Envelope
 from bus.messages import AnalysisComplete, EventBatch, FocusState, StateChange
 from hw_sim.clock import SimClock
-from hw_sim.host import SimulatedHost
+from hw_sim.host import SimulatedHost, compressed_storage_config, stream_scenario
 from hw_sim.scenarios import Segment, generate, scenario, windows
 from modules.analysis import AnalysisEngine
 from modules.data_capture import DataCapture, IngestConfig
@@ -45,8 +45,10 @@ def test_simulated_host_drives_the_pipeline_to_the_scripted_state_change(
         # Under 60x compression the storage settings must follow the clock: commit at once
         # (a 1 s group-commit wait would be a minute of event time) and close a window 6 s of
         # event time (100 ms real) after its end, so events committed just before it are in.
+        storage_config = compressed_storage_config(StorageConfig(), SPEED)
+        assert storage_config.commit_max_wait_s == 0.0 and storage_config.window_grace_s == 6.0
         storage = Storage(
-            StorageConfig(window_grace_s=6.0, commit_max_wait_s=0.0),
+            storage_config,
             tmp_path,
             clock=clock.now,
             sleep=clock.sleep,
@@ -104,3 +106,26 @@ def test_host_refuses_a_scenario_in_the_clocks_past(run: Run) -> None:
         await asyncio.sleep(0)
 
     run(main())
+
+
+def test_stream_scenario_delivers_every_event_durably(run: Run, tmp_path: Path) -> None:
+    sc = scenario("idle", seed=2, start=1_764_230_400.0)
+
+    async def main() -> tuple[int, int]:
+        clock = SimClock(600.0, start=sc.start)  # 21 minutes in about 2 s
+        bus = Bus()
+        storage = Storage(compressed_storage_config(StorageConfig(), 600.0), tmp_path)
+        capture = DataCapture(IngestConfig(host="127.0.0.1", port=0), sink=storage, token=TOKEN)
+        await storage.start(bus)
+        await capture.start(bus)
+        stats = await stream_scenario(
+            sc, clock, f"127.0.0.1:{capture.port}", TOKEN, connect_timeout=5.0
+        )
+        stored = await storage.resume_point("sim-host", "sim-1")
+        await capture.stop()
+        await storage.stop()
+        await bus.aclose()
+        return stats.sent, stored
+
+    sent, stored = run(main())
+    assert sent == stored == len(sc.events)
