@@ -4,13 +4,16 @@ Theory of operation (docs/ANALYSIS.md §3-§5)
 -------------------------------------------
 :func:`classify` scores every state 0-1 from ramps over the features (a ramp is 0 below its
 first threshold, 1 beyond its second, linear in between), picks the best (ties in the order of
-``TIE_ORDER``) and derives a confidence (best - 0.5*second best).  It is a pure function of the
-features and the config.
+``TIE_ORDER``) and derives a confidence (best - 0.5*second best; for FLOW/HYPERFOCUS the focus
+evidence against the best non-focused state) and a margin (the same over all six states).  It is
+a pure function of the features and the config.
 
-:class:`StateTracker` is the state machine on top: it changes the current state only when the
-current window's raw state is corroborated by the ``hold_windows`` previous windows (their full
-or recent-slice raw state), so one odd window never flips the state.  It measures time in state
-on event time (``window_end``) only.
+:class:`StateTracker` is the state machine on top.  Each window *supports* the raw states of its
+whole, its late part and its recent slice.  A window *proposes* a change when its late part's or
+whole raw state differs from the current state with a margin of at least
+``change_min_confidence``; the change is taken only if the ``hold_windows`` previous windows
+(``hyperfocus_hold_windows`` for HYPERFOCUS) support it.  So one odd window never flips the
+state.  Time in state is measured on event time (``window_end``) only.
 """
 
 from __future__ import annotations
