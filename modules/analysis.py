@@ -3,15 +3,17 @@
 Theory of operation
 -------------------
 Storage publishes an :class:`EventBatch` (30 s of events, one every 10 s).  For each batch the
-pure :class:`WindowAnalyzer` computes the features of the whole window and of its recent slice
-(``modules.analysis_features``), classifies both (``modules.analysis_rules.classify``) and feeds
-the result to the hysteresis/time-in-state tracker.  The engine publishes one
+pure :class:`WindowAnalyzer` computes the features of the whole window, of its late part (last
+``late_s``) and of its recent slice (last ``recent_s``) (``modules.analysis_features``),
+classifies all three (``modules.analysis_rules.classify``) and feeds them to the
+hysteresis/time-in-state tracker.  The engine publishes one
 :class:`AnalysisComplete` per window and a :class:`StateChange` (priority High) when the tracker
 changes state.  All durations are event time (``window_end``); nothing here reads a clock.
 
 Windows are analysed per host (``EventBatch.host_id``): each host has its own tracker and focus
-context.  The analyzer remembers the last few focus events before each window so it knows which
-app was in front when the window started.
+context (at most ``MAX_HOSTS``).  A window with non-finite bounds is refused and the module
+reports Degraded until a good window arrives.  The analyzer remembers the last few focus
+events before each window so it knows which app was in front when the window started.
 """
 
 from __future__ import annotations
