@@ -352,6 +352,9 @@ class IngestClient:
             except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
                 self._status(f"connection to {self.target} lost: {exc!r}")
                 welcomed = False
+            except (ValueError, KeyError, TypeError) as exc:  # a reply line that is not protocol
+                self._status(f"protocol error from {self.target}: {exc!r}; reconnecting")
+                welcomed = False
             finally:
                 self.connected.clear()
                 if self._writer is not None:
@@ -378,7 +381,7 @@ class IngestClient:
         writer.write(orjson.dumps(hello) + b"\n")
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), self.connect_timeout)
-        if not line:
+        if not line.endswith(b"\n"):
             raise EOFError("the Pi closed the connection before the welcome")
         reply = orjson.loads(line)
         if "error" in reply:
