@@ -178,6 +178,7 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.peer = ""
         self.authed = False
+        self.dup_unacked = False
 
     # --- transport callbacks ------------------------------------------------------------------
 
@@ -199,8 +200,7 @@ class _Connection(asyncio.Protocol):
                     fatal=True,
                 ).to_line()
             )
-            transport.close()
-            self.loop.call_later(_CLOSE_GRACE_S, transport.abort)
+            self._linger(self.transport)
             return
         srv.connections.add(self)
         self.timer = self.loop.call_later(self.cfg.auth_timeout_s, self._auth_timeout)
@@ -213,6 +213,8 @@ class _Connection(asyncio.Protocol):
         self._work()
 
     def eof_received(self) -> bool | None:
+        if self.state == _CLOSED and self.transport is not None:
+            self.transport.close()  # lingering after a fatal error: the peer is done too
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -272,8 +274,20 @@ class _Connection(asyncio.Protocol):
         self.transport.write(err.to_line())
         log.info("ingest %s: closing: %s (%s)", self.peer, err.code, err.message)
         self._stop_processing()  # connection_lost does the bookkeeping when it comes
-        self.transport.close()
-        self.loop.call_later(_CLOSE_GRACE_S, self.transport.abort)
+        self._linger(self.transport)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close gracefully: FIN after the error line, then read and discard what the peer still
+        sends for a moment.  Closing with unread input would send a TCP reset, and a reset can
+        destroy the error line before the peer has read it."""
+        if transport.can_write_eof():
+            transport.write_eof()
+            with contextlib.suppress(RuntimeError):
+                transport.resume_reading()
+            self.loop.call_later(_CLOSE_GRACE_S / 2, transport.close)
+        else:
+            transport.close()
+        self.loop.call_later(_CLOSE_GRACE_S, transport.abort)
 
     def _error(self, err: IngestError) -> None:
         srv = self.server
@@ -359,8 +373,9 @@ class _Connection(asyncio.Protocol):
                     return
                 self.tokens -= 1.0
             handle(backlog.popleft())
-        if self.ack_sent < self.floor and not self.pending and not self.inflight:
-            self._send_ack(self.floor)
+        if self.dup_unacked and not self.pending and not self.inflight:
+            self.dup_unacked = False
+            self._send_ack(max(self.ack_sent, self.floor))
         if self.state == _READY and not self.write_paused and not self.rate_wait:
             self._resume()
 
@@ -508,6 +523,7 @@ class _Connection(asyncio.Protocol):
         seq = ev.seq
         if seq <= self.floor:
             srv.stats.duplicates += 1
+            self.dup_unacked = True
             return
         if seq <= self.last_seq:
             self._error(
