@@ -13,6 +13,7 @@ Messages name the field but never echo a refused field's value (it may be conten
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,6 +333,110 @@ def _check_field(f: _Field, value: Any, where: str, seq: int) -> Any:
             field=f.name,
         )
     return value
+
+
+# --- fast path: the common, valid event in one pass (None = "let the full check explain") ------
+
+
+def _fast_key(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent | None:
+    try:
+        seq = obj["seq"]
+        ts = obj["ts"]
+        correction = obj["correction"]
+    except KeyError:
+        return None
+    if (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and (type(ts) is float or type(ts) is int)
+        and TS_MIN <= ts < TS_MAX
+        and type(correction) is bool
+        and len(obj) == 4
+    ):
+        return RawEvent(host_id, session_id, seq, "key", float(ts), (("correction", correction),))
+    return None
+
+
+def _fast_mouse(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent | None:
+    try:
+        seq = obj["seq"]
+        ts = obj["ts"]
+        speed = obj["speed"]
+        clicks = obj["clicks"]
+        span = obj["span_ms"]
+    except KeyError:
+        return None
+    if (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and (type(ts) is float or type(ts) is int)
+        and TS_MIN <= ts < TS_MAX
+        and (type(speed) is float or type(speed) is int)
+        and 0.0 <= speed <= 100_000.0
+        and type(clicks) is int
+        and 0 <= clicks <= 10_000
+        and type(span) is int
+        and 1 <= span <= 3_600_000
+        and len(obj) == 6
+    ):
+        attrs = (("speed", float(speed)), ("clicks", clicks), ("span_ms", span))
+        return RawEvent(host_id, session_id, seq, "mouse", float(ts), attrs)
+    return None
+
+
+def _fast_focus(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent | None:
+    try:
+        seq = obj["seq"]
+        ts = obj["ts"]
+        category = obj["category"]
+        app_id = obj["app_id"]
+    except KeyError:
+        return None
+    if (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and (type(ts) is float or type(ts) is int)
+        and TS_MIN <= ts < TS_MAX
+        and type(category) is str
+        and category in CATEGORIES
+        and type(app_id) is str
+        and _APP_ID.fullmatch(app_id) is not None
+        and len(obj) == 5
+    ):
+        attrs = (("category", category), ("app_id", app_id))
+        return RawEvent(host_id, session_id, seq, "focus", float(ts), attrs)
+    return None
+
+
+def _fast_idle(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent | None:
+    try:
+        seq = obj["seq"]
+        ts = obj["ts"]
+        duration = obj["duration_s"]
+    except KeyError:
+        return None
+    if (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and (type(ts) is float or type(ts) is int)
+        and TS_MIN <= ts < TS_MAX
+        and (type(duration) is float or type(duration) is int)
+        and 0.0 <= duration <= 86_400.0
+        and len(obj) == 4
+    ):
+        attrs = (("duration_s", float(duration)),)
+        return RawEvent(host_id, session_id, seq, "idle", float(ts), attrs)
+    return None
+
+
+FAST_KINDS: dict[str, Callable[[dict[str, Any], str, str], RawEvent | None]] = {
+    "key": _fast_key,
+    "mouse": _fast_mouse,
+    "focus": _fast_focus,
+    "idle": _fast_idle,
+}
+"""kind -> one-pass check of a well-formed event; returns None whenever anything is off, and then
+:func:`validate_event` (which must agree on every valid event, see the property test) explains."""
 
 
 _HELLO_FIELDS = frozenset(("kind", "proto", "token", "host_id", "session_id", "client"))

@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 
 from bus.messages import RawEvent
 from modules.ingest_framing import LineSplitter
-from modules.ingest_validate import CATEGORIES, IngestError, parse_event, parse_hello
+from modules.ingest_validate import (
+    CATEGORIES,
+    FAST_KINDS,
+    IngestError,
+    parse_event,
+    parse_hello,
+    validate_event,
+)
 
 CODES = {"json", "kind", "seq", "missing", "type", "range", "privacy", "unknown_field"}
 FIELD_NAMES = st.sampled_from(
@@ -110,3 +117,28 @@ def test_splitting_does_not_depend_on_chunking(
         assert splitter.buffered <= limit
     got += splitter.feed(data[pos:])
     assert got == expected
+
+
+def fast_agrees(obj: dict[str, object]) -> None:
+    kind = obj.get("kind")
+    check = FAST_KINDS.get(kind) if isinstance(kind, str) else None
+    fast = check(obj, "h", "s") if check is not None else None
+    try:
+        slow: RawEvent | None = validate_event(obj, "h", "s")
+    except IngestError:
+        slow = None
+    assert fast is None or fast == slow, (obj, fast, slow)
+
+
+@settings(max_examples=400, deadline=None)
+@given(NEAR_EVENTS)
+def test_fast_path_never_accepts_what_the_full_check_refuses(obj: dict[str, object]) -> None:
+    fast_agrees(obj)
+
+
+@settings(max_examples=200, deadline=None)
+@given(EVENTS, st.integers(1, 2**53 - 1), st.floats(1e9, 4.1e9))
+def test_fast_path_takes_every_valid_event(event: dict[str, object], seq: int, ts: float) -> None:
+    obj = {**event, "seq": seq, "ts": ts}
+    check = FAST_KINDS[str(obj["kind"])]
+    assert check(obj, "h", "s") == validate_event(obj, "h", "s")
