@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import os
 import platform
+import shutil
 import socket
 import statistics
 import sys
