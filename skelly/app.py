@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bus import Bus, ModuleRegistry
+from firmware_bridge.debug import default_socket_path
 from modules.ai import AI
 from modules.analysis import AnalysisEngine
 from modules.base import Module
@@ -24,17 +26,29 @@ from modules.storage import Storage
 from skelly.config import Config
 
 
-def build_modules(config: Config) -> list[Module]:
-    """The eight modules in dependency (start) order."""
+def build_modules(
+    config: Config,
+    *,
+    event_clock: Callable[[], float] = time.time,
+    event_sleep: Callable[[float], Awaitable[None]] | None = None,
+    token: str | None = None,
+) -> list[Module]:
+    """The eight modules in dependency (start) order, wired to each other.
+
+    ``event_clock``/``event_sleep`` give event time to Storage's windows (a SimClock's in the
+    simulator); ``token`` overrides the ingest token file (the simulator makes a fresh one).
+    """
+    state = config.state_dir()
+    storage = Storage(config.storage, state, clock=event_clock, sleep=event_sleep)
     return [
         EventBusModule(),
         Orchestrator(config.orchestrator),
-        Storage(config.storage, config.state_dir()),
-        DataCapture(config.ingest),
+        storage,
+        DataCapture(config.ingest, sink=storage, state_dir=state, token=token),
         AnalysisEngine(config.analysis),
         Gamification(config.gamification),
         AI(config.ai),
-        CuteFigurine(config.figurine),
+        CuteFigurine(config.figurine, debug_socket=default_socket_path(state)),
     ]
 
 
@@ -57,8 +71,14 @@ async def stop_all(modules: list[Module], timeout: float = 10.0) -> None:
             await asyncio.wait_for(module.stop(), timeout)
 
 
-def run_loop(main: Callable[[], Coroutine[Any, Any, int]], *, use_uvloop: bool = True) -> int:
-    """Run ``main`` on uvloop (or the stock loop) with SIGTERM/SIGINT cancelling it cleanly."""
+def run_loop(
+    main: Callable[[asyncio.Event], Coroutine[Any, Any, int]], *, use_uvloop: bool = True
+) -> int:
+    """Run ``main(stop)`` on uvloop (or the stock loop).
+
+    SIGTERM/SIGINT set ``stop`` so ``main`` can shut down in order (flush storage, close links);
+    a second signal while stopping cancels ``main`` outright.
+    """
     factory = None
     if use_uvloop:
         import uvloop
@@ -68,21 +88,42 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, int]], *, use_uvloop: bool =
         return runner.run(_with_signals(main))
 
 
-async def _with_signals(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+async def _with_signals(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     task = asyncio.current_task()
     assert task is not None
-    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            task.cancel()  # second Ctrl-C: stop waiting for an orderly shutdown
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    main_task = asyncio.create_task(main(), name="skelly-main")
-    stopper = asyncio.create_task(stop.wait(), name="skelly-signal-wait")
-    done, _ = await asyncio.wait({main_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if main_task in done:
+            loop.add_signal_handler(sig, on_signal)
+    try:
+        return await main(stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+async def until_stopped(work: Coroutine[Any, Any, int], stop: asyncio.Event) -> int:
+    """Run ``work`` until it returns or ``stop`` is set (then cancel it and return 0).
+
+    For commands with nothing to flush on Ctrl-C (the console): one signal ends them.
+    """
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
         stopper.cancel()
-        return main_task.result()
-    main_task.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await main_task
+        await task
     return 0

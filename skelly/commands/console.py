@@ -101,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
             raise SkellyError(f"--send {line!r}: {exc}") from None
     sock = Path(args.socket) if args.socket else _default_socket(args.config)
     if not args.direct and socket_is_live(sock):
-        target: Callable[[], Any] = lambda: _attached(args, sock)  # noqa: E731
+        target: Callable[[asyncio.Event], Any] = lambda stop: app.until_stopped(  # noqa: E731
+            _attached(args, sock), stop
+        )
     elif args.port:
-        target = lambda: _direct(args)  # noqa: E731
+        target = lambda stop: app.until_stopped(_direct(args), stop)  # noqa: E731
     elif args.socket:
         raise SkellyError(
             f"nothing answers on the debug socket {sock}: start the service, or open the port "

@@ -1,8 +1,9 @@
-"""`skelly sim` as a real process: starts, registers all eight modules, exits cleanly."""
+"""`skelly sim` as a real process: the pipeline runs, the console attaches, Ctrl-C is clean."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,19 +33,70 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("loop_flag", [[], ["--stock-loop"]])
-def test_sim_headless_runs_and_stops(tmp_path: Path, loop_flag: list[str]) -> None:
+def test_sim_runs_the_whole_pipeline(tmp_path: Path, loop_flag: list[str]) -> None:
+    """Host → TCP ingest → SQLite → windows → analysis → StateChange → figurine MCU on a pty."""
+    cmd = [sys.executable, "-m", "skelly.cli", "sim", "--headless", "--duration", "8"]
+    cmd += ["--speed", "120", "--scenario", "distraction", *loop_flag]
     proc = subprocess.run(
-        [sys.executable, "-m", "skelly.cli", "sim", "--headless", "--duration", "1.5", *loop_flag],
+        cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=90
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr + out
+    for name in MODULES:
+        assert name in out
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "mcu link up" in out and "host link up" in out, out
+    assert "focus: " in out, out  # analysis classified streamed events and changed state
+    assert "figurine: glow" in out  # and the simulated MCU shows a look
+    last = out.strip().splitlines()[-1]
+    match = re.search(r"after (\d+) analysis windows and (\d+) focus changes", last)
+    assert match, last
+    assert int(match.group(1)) >= 30 and int(match.group(2)) >= 1
+
+
+def test_console_attaches_to_the_running_sim(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "skelly.cli", "sim", "--headless", "--state-dir", str(state)],
         cwd=ROOT,
         env=_env(tmp_path),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
-    for name in MODULES:
-        assert name in proc.stdout
-    assert "stopped cleanly" in proc.stdout
+    try:
+        assert sim.stdout is not None
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "mcu link up" not in seen and time.monotonic() < deadline:
+            line = sim.stdout.readline()
+            if not line:
+                break
+            seen += line
+        assert "mcu link up" in seen, seen
+        console = subprocess.run(
+            [
+                *(sys.executable, "-m", "skelly.cli", "console"),
+                *("--socket", str(state / "console.sock"), "--send", "glow 255 0 0"),
+                *("--count", "2", "--no-input", "--duration", "20"),
+            ],
+            cwd=ROOT,
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert console.returncode == 0, console.stderr
+        assert "attached to the service" in console.stdout
+        assert "SET_GLOW       r=255 g=0 b=0" in console.stdout, console.stdout
+        assert "MCU_ACK" in console.stdout
+        sim.send_signal(signal.SIGINT)
+        out, err = sim.communicate(timeout=30)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    assert sim.returncode == 0, err
+    assert "figurine: glow #ff0000" in out  # the command reached the simulated MCU
 
 
 def test_sim_exits_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -1,0 +1,217 @@
+"""``skelly sim``: the whole pipeline with simulated hardware and a simulated host.
+
+Real code paths throughout: the eight modules on the bus, real SQLite in a temporary state
+directory, DataCapture listening on real loopback TCP with a fresh token, a simulated host
+streaming a scenario through the real ingest protocol, and the figurine link talking the real
+serial protocol to a simulated MCU on a pseudo-terminal (with the debug socket for
+``skelly console``).  Event time runs ``speed`` times faster than real time (one SimClock shared by
+the host, Storage's windows and Analysis), so a work day plays in minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bus import Bus, Envelope
+from bus.messages import AnalysisComplete, LinkStatus, StateChange, UserInput
+from firmware_bridge.core.protocol import Event
+from firmware_bridge.debug import default_socket_path
+from hw_sim.clock import SimClock
+from hw_sim.host import compressed_storage_config, stream_scenario
+from hw_sim.mcu import SimulatedMcu, describe
+from hw_sim.scenarios import SCENARIOS, scenario
+from skelly import app
+from skelly.config import Config
+from skelly.errors import SkellyError
+
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class SimOptions:
+    scenario: str = "workday"
+    speed: float = 60.0
+    seed: int = 0
+    duration: float = 0.0
+    """Real seconds to run; 0 = until Ctrl-C (the scenario repeats with new seeds)."""
+    state_dir: str = ""
+    """Keep state here instead of a temporary directory."""
+
+
+def check_options(opts: SimOptions) -> None:
+    if opts.scenario not in SCENARIOS:
+        raise SkellyError(
+            f"unknown scenario {opts.scenario!r}; choose one of {', '.join(sorted(SCENARIOS))}"
+        )
+    if not 1.0 <= opts.speed <= 600.0:
+        raise SkellyError(f"--speed must be between 1 and 600 (times real time), got {opts.speed}")
+    if opts.duration < 0:
+        raise SkellyError(f"--duration must be 0 (until Ctrl-C) or positive, got {opts.duration}")
+
+
+def _sim_config(config: Config, state_dir: Path, speed: float, mcu_path: Path) -> Config:
+    return dataclasses.replace(
+        config,
+        data_dir=str(state_dir),
+        storage=compressed_storage_config(config.storage, speed),
+        ingest=dataclasses.replace(config.ingest, host="127.0.0.1", port=0, unix_path=""),
+        figurine=dataclasses.replace(
+            config.figurine,
+            serial_enabled=True,
+            serial=dataclasses.replace(config.figurine.serial, url=str(mcu_path)),
+        ),
+    )
+
+
+class _Narrator:
+    """Turns bus traffic into short lines for people (event time in brackets)."""
+
+    def __init__(self, clock: SimClock, say: Say) -> None:
+        self.clock = clock
+        self.say = say
+        self.windows = 0
+        self.changes: list[StateChange] = []
+
+    def stamp(self) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(self.clock.now()))
+
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(self.on_state, types=StateChange, name="sim.narrator.state")
+        bus.subscribe(self.on_window, types=AnalysisComplete, name="sim.narrator.window")
+        bus.subscribe(self.on_link, types=LinkStatus, name="sim.narrator.link")
+        bus.subscribe(self.on_input, types=UserInput, name="sim.narrator.input")
+
+    def on_state(self, env: Envelope) -> None:
+        change = env.payload
+        assert isinstance(change, StateChange)
+        self.changes.append(change)
+        self.say(
+            f"[{self.stamp()}] focus: {change.previous.value} -> {change.current.value} "
+            f"(confidence {change.confidence:.2f}, after {change.previous_duration_s / 60:.1f} min)"
+        )
+
+    def on_window(self, env: Envelope) -> None:
+        self.windows += 1
+
+    def on_link(self, env: Envelope) -> None:
+        status = env.payload
+        assert isinstance(status, LinkStatus)
+        word = "up" if status.up else "down"
+        self.say(f"[{self.stamp()}] {status.link} link {word} {status.detail}".rstrip())
+
+    def on_input(self, env: Envelope) -> None:
+        gesture = env.payload
+        assert isinstance(gesture, UserInput)
+        self.say(f"[{self.stamp()}] button: {gesture.gesture} press ({gesture.origin})")
+
+
+async def run(
+    config: Config, opts: SimOptions, say: Say = print, stop: asyncio.Event | None = None
+) -> int:
+    """Run the simulator until ``stop`` is set or ``opts.duration`` seconds have passed."""
+    check_options(opts)
+    with contextlib.ExitStack() as stack:
+        if opts.state_dir:
+            state_dir = await asyncio.to_thread(_make_dir, opts.state_dir)
+        else:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="skelly-sim-")))
+        return await _run(config, opts, state_dir, say, stop or asyncio.Event())
+    raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows)
+
+
+def _make_dir(path: str) -> Path:
+    made = Path(path).expanduser()
+    made.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+async def _run(
+    config: Config, opts: SimOptions, state_dir: Path, say: Say, stop: asyncio.Event
+) -> int:
+    clock = SimClock(opts.speed)
+    narrator = _Narrator(clock, say)
+    last_look = [""]
+
+    def on_mcu_change(mcu: SimulatedMcu, event: Event | None) -> None:
+        look = describe(mcu.visible)
+        if look != last_look[0]:
+            last_look[0] = look
+            say(f"[{narrator.stamp()}] figurine: {look}")
+
+    async with SimulatedMcu(state_dir / "mcu", on_change=on_mcu_change) as mcu:
+        cfg = _sim_config(config, state_dir, opts.speed, mcu.path)
+        token = secrets.token_urlsafe(32)
+        bus = app.make_bus(cfg)
+        narrator.attach(bus)
+        modules = app.build_modules(
+            cfg, event_clock=clock.now, event_sleep=clock.sleep, token=token
+        )
+        await app.start_all(bus, modules)
+        try:
+            say(f"skelly sim: state in {state_dir}; all eight modules registered:")
+            for module in modules:
+                health = bus.registry.module(module.name)
+                say(f"  {module.name:<15} {health.effective.value:<10} {health.detail}")
+            placeholders = [m.name for m in modules if m.placeholder]
+            if placeholders:
+                say("skelly sim: placeholders that do nothing yet: " + ", ".join(placeholders))
+            capture = next(m for m in modules if m.name == "DataCapture")
+            port = getattr(capture, "port", 0)
+            if not port:
+                raise SkellyError(
+                    f"ingest did not start: {bus.registry.module(capture.name).detail}"
+                )
+            say(
+                f"skelly sim: host streams the {opts.scenario!r} scenario to 127.0.0.1:{port} at "
+                f"{opts.speed:g}x; serial console: skelly console --socket "
+                f"{default_socket_path(state_dir)}; Ctrl-C to stop"
+            )
+            host = asyncio.create_task(_host_loop(opts, clock, port, token, say), name="sim-host")
+            stopper = asyncio.create_task(stop.wait(), name="sim-stop-wait")
+            try:
+                await asyncio.wait(
+                    {stopper, host},
+                    timeout=opts.duration or None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                stopper.cancel()
+                await _cancel(host)
+        finally:
+            await app.stop_all(modules)
+            await bus.aclose()
+    say(
+        f"skelly sim: stopped cleanly after {narrator.windows} analysis windows and "
+        f"{len(narrator.changes)} focus changes"
+    )
+    return 0
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel and wait; cancel again if the first one was swallowed (Python 3.11's wait_for can
+    lose a cancellation that lands as its inner await completes)."""
+    for _ in range(100):
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=0.1)
+        if done:
+            break
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise SkellyError(f"the simulated host failed: {task.exception()}")
+
+
+async def _host_loop(opts: SimOptions, clock: SimClock, port: int, token: str, say: Say) -> None:
+    seed = opts.seed
+    while True:
+        sc = scenario(opts.scenario, seed=seed, start=clock.now() + 1.0)
+        stats = await stream_scenario(
+            sc, clock, f"127.0.0.1:{port}", token, session_id=f"sim-{seed}"
+        )
+        say(f"skelly sim: scenario {opts.scenario!r} (seed {seed}) done: {stats.sent} events sent")
+        seed += 1
