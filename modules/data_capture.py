@@ -281,10 +281,14 @@ class _Connection(asyncio.Protocol):
         """Close gracefully: FIN after the error line, then read and discard what the peer still
         sends for a moment.  Closing with unread input would send a TCP reset, and a reset can
         destroy the error line before the peer has read it."""
-        if transport.can_write_eof():
-            transport.write_eof()
-            with contextlib.suppress(RuntimeError):
+        try:
+            lingering = transport.can_write_eof()
+            if lingering:
+                transport.write_eof()
                 transport.resume_reading()
+        except (OSError, RuntimeError):  # the peer is already gone: nothing to linger for
+            lingering = False
+        if lingering:
             self.loop.call_later(_CLOSE_GRACE_S / 2, transport.close)
         else:
             transport.close()
