@@ -369,38 +369,53 @@ class _Connection(asyncio.Protocol):
         pending = self.pending
         fast = FAST_KINDS
         loads = orjson.loads
+        popleft = backlog.popleft
         host, session = self.host_id, self.session_id
         n_fast = 0
         try:
             while backlog:
+                # conditions only change on the slow path (an error line may fill the write
+                # buffer), so they are checked once per run of lines, not per line
                 if self.state != _READY:
                     return
-                if self.write_paused or len(pending) + self.inflight >= max_unacked:
+                room = max_unacked - len(pending) - self.inflight
+                if self.write_paused or room <= 0:
                     self._pause()
                     return
                 if limit_rate:
                     if self.tokens < 1.0:
                         self._throttle()
                         return
-                    self.tokens -= 1.0
-                line = backlog.popleft()
-                # fast path: a valid event in order; anything else takes the full path (_line)
-                if line:
-                    try:
-                        obj = loads(line)
-                    except orjson.JSONDecodeError:
-                        obj = None
-                    if type(obj) is dict:
-                        kind = obj.get("kind")
-                        check = fast.get(kind) if type(kind) is str else None
-                        if check is not None:
-                            ev = check(obj, host, session)
-                            if ev is not None and ev.seq > self.last_seq:
-                                self.last_seq = ev.seq
-                                pending.append(ev)
-                                n_fast += 1
-                                continue
-                handle(line)
+                    room = min(room, int(self.tokens))
+                    self.tokens -= room  # given back below for lines not taken
+                last_seq = self.last_seq
+                slow: bytes | None = b""
+                while room and backlog:
+                    room -= 1
+                    line = popleft()
+                    # fast path: a valid event in order; anything else takes the full path
+                    if line:
+                        try:
+                            obj = loads(line)
+                        except orjson.JSONDecodeError:
+                            obj = None
+                        if type(obj) is dict:
+                            kind = obj.get("kind")
+                            check = fast.get(kind) if type(kind) is str else None
+                            if check is not None:
+                                ev = check(obj, host, session)
+                                if ev is not None and ev.seq > last_seq:
+                                    last_seq = ev.seq
+                                    pending.append(ev)
+                                    n_fast += 1
+                                    continue
+                    slow = line
+                    break
+                self.last_seq = last_seq
+                if limit_rate:
+                    self.tokens += room
+                if slow != b"":
+                    handle(slow)
         finally:
             if n_fast:
                 stats = self.server.stats
