@@ -107,25 +107,25 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if not 0 < self.auth_timeout_s <= MAX_AUTH_TIMEOUT_S:
             raise ValueError(
-                f"ingest.auth_timeout_s must be more than 0 and at most {MAX_AUTH_TIMEOUT_S} s, "
+                f"auth_timeout_s must be more than 0 and at most {MAX_AUTH_TIMEOUT_S} s, "
                 f"got {self.auth_timeout_s}"
             )
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"ingest.port must be 0-65535, got {self.port}")
+            raise ValueError(f"port must be 0-65535, got {self.port}")
         if not HELLO_MAX_BYTES <= self.max_line_bytes <= MAX_LINE_BYTES:
             raise ValueError(
-                f"ingest.max_line_bytes must be {HELLO_MAX_BYTES}-{MAX_LINE_BYTES}, "
+                f"max_line_bytes must be {HELLO_MAX_BYTES}-{MAX_LINE_BYTES}, "
                 f"got {self.max_line_bytes}"
             )
         for name in ("max_connections", "burst_events", "max_unacked", "max_errors_per_min"):
             if getattr(self, name) < 1:
-                raise ValueError(f"ingest.{name} must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_events_per_s < 0:
-            raise ValueError("ingest.max_events_per_s must be >= 0 (0 = no limit)")
+            raise ValueError("max_events_per_s must be >= 0 (0 = no limit)")
         if self.idle_timeout_s <= 0:
-            raise ValueError("ingest.idle_timeout_s must be more than 0")
+            raise ValueError("idle_timeout_s must be more than 0")
         if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("ingest.tls_cert and ingest.tls_key must be set together")
+            raise ValueError("tls_cert and tls_key must be set together")
 
 
 @dataclass
