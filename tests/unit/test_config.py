@@ -58,3 +58,8 @@ def test_bad_environment_override_is_named() -> None:
         load(None, env={"SKELLY_NOSECTION__X": "1"})
     with pytest.raises(ConfigError, match="expected a number"):
         load(None, env={"SKELLY_BUS__SEND_TIMEOUT_S": "soon"})
+
+
+def test_example_config_loads_and_matches_the_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
+    assert load(example, env={}) == Config()
