@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -71,8 +72,17 @@ def run(args: argparse.Namespace) -> int:
             count = _export_file(database.export_to, Path(args.output).expanduser(), extra)
     except StorageError as exc:
         raise SkellyError(str(exc)) from None
+    except (sqlite3.Error, ValueError) as exc:
+        # the file opened but a page read while exporting is damaged (ValueError: a stored
+        # JSON text that no longer decodes); nothing complete was written
+        raise SkellyError(
+            f"the database {db} is damaged ({exc}); the export is incomplete"
+            + ("" if args.output == "-" else f" and {args.output} was not written")
+            + ". Start the service once: it moves a damaged database aside and says where"
+        ) from None
     finally:
-        database.close()
+        with contextlib.suppress(sqlite3.Error):
+            database.close()
     if args.output != "-":
         print(
             f"skelly export: wrote {count} raw events and all aggregates to {args.output}",

@@ -224,3 +224,26 @@ def test_export_of_a_damaged_file_is_a_clear_error(
     assert main(["forget", "--config", str(cfg), "--yes"]) == 0
     assert "cannot be read" in capsys.readouterr().out
     assert not (data / "skelly.db").exists()
+
+
+@pytest.mark.parametrize("half", ["first", "second"])
+def test_export_of_a_file_damaged_inside_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], half: str
+) -> None:
+    # the header and schema are intact (the database opens), the damage shows only while
+    # reading the rows: still an error message, not a traceback
+    data = tmp_path / "data"
+    fill(data, 20_000)
+    db = data / "skelly.db"
+    pages = db.stat().st_size // 4096
+    start = 2 if half == "first" else pages // 2
+    with db.open("r+b") as f:
+        f.seek(start * 4096)
+        f.write(b"\xa5" * (pages // 3) * 4096)
+    cfg = write_config(tmp_path, data)
+    out = tmp_path / "e.json"
+    assert main(["export", "--config", str(cfg), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "skelly: error:" in err and "Traceback" not in err
+    assert "damaged" in err
+    assert not out.exists() and list(tmp_path.glob(".e.json.*")) == []
