@@ -703,6 +703,13 @@ class DataCapture(Module):
             except TokenError as exc:
                 self.set_status(ModuleStatus.UNHEALTHY, f"{exc}; not listening")
                 return
+            except OSError as exc:  # creating it failed: report, never crash the service
+                self.set_status(
+                    ModuleStatus.UNHEALTHY,
+                    f"cannot create the token file {path}: {exc.strerror or exc}; set [ingest] "
+                    "token_file or data_dir to a writable place; not listening",
+                )
+                return
             self.token_path = path
             if created:
                 log.warning("ingest: created a new token in %s (show it with `skelly token`)", path)

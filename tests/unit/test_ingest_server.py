@@ -612,3 +612,22 @@ def test_without_a_sink_the_module_does_not_listen(run: Run) -> None:
         await bus.aclose()
 
     run(main())
+
+
+def test_a_token_file_that_cannot_be_created_is_unhealthy_not_a_crash(
+    run: Run, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    path = blocker / "ingest.token"  # its parent is a file: mkdir/create fail with an OSError
+
+    async def main() -> None:
+        bus = Bus(ModuleRegistry())
+        capture = DataCapture(IngestConfig(port=0, token_file=str(path)), sink=MemorySink())
+        await capture.start(bus)  # must not raise: a crash here is a restart loop under systemd
+        assert capture.status.value == "Unhealthy" and capture.port == 0
+        assert str(path) in capture.detail and "not listening" in capture.detail
+        await capture.stop()
+        await bus.aclose()
+
+    run(main())
