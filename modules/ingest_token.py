@@ -36,6 +36,9 @@ def write_token(path: Path, token: str) -> None:
     """Write ``token`` to ``path`` atomically with mode 0600 (never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # a crash between create and rename leaves this name behind, and pids repeat (reboots,
+    # containers): O_EXCL alone would then refuse to ever write the token again
+    tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:

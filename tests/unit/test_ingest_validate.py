@@ -164,3 +164,12 @@ def test_token_file_is_private_and_compared_in_constant_time(tmp_path: Path) -> 
         read_token(path)
     with pytest.raises(TokenError, match="skelly token"):
         read_token(tmp_path / "missing")
+
+
+def test_a_temp_file_left_by_a_crash_does_not_block_creating_the_token(tmp_path: Path) -> None:
+    path = tmp_path / "ingest.token"
+    stale = tmp_path / f".ingest.token.{os.getpid()}.tmp"  # same pid after a reboot/container
+    stale.write_text("half-written")
+    token, created = load_or_create_token(path)
+    assert created and read_token(path) == token
+    assert not stale.exists()
