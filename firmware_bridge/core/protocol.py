@@ -1007,7 +1007,8 @@ def factor_to_pct(name: str, factor: float) -> int:
     """A speed factor (1.0 = normal) to a percentage byte 1 … 255."""
     if isinstance(factor, bool) or not isinstance(factor, int | float):
         raise MessageError(f"{name} must be a number, got {factor!r}")
-    pct = round(factor * 100)
+    # compared before rounding: round() raises OverflowError/ValueError on inf and NaN
+    pct = round(factor * 100) if 0 < factor < 3 else 0
     if not 1 <= pct <= 255:
         raise MessageError(f"{name} must be within 0.01..2.55 (1.0 = normal), got {factor!r}")
     return pct

@@ -537,6 +537,9 @@ def test_bad_arguments_say_what_fits() -> None:
         host.set_pose(-0.1)
     with pytest.raises(MessageError, match="not a host command"):
         host.command(Ack(1))
+    for speed in (float("inf"), float("nan")):  # not OverflowError/ValueError from round()
+        with pytest.raises(MessageError, match=r"speed must be within 0\.01\.\.2\.55"):
+            host.play_animation(Animation.WAVE, speed=speed)
     with pytest.raises(MessageError, match="heartbeat_s"):
         Timing(heartbeat_s=0)
 
