@@ -374,6 +374,10 @@ class DebugServer:
     def _broadcast(self, obj: dict[str, Any]) -> None:
         line = (json.dumps(obj) + "\n").encode()
         for writer, dropped in list(self._clients.items()):
+            if writer.is_closing():
+                # the console went away and its handler has not run yet; uvloop raises on a
+                # write to a closed transport, and this runs inside the link's I/O callbacks
+                continue
             if writer.transport.get_write_buffer_size() > self.MAX_CLIENT_BUFFER:
                 self._clients[writer] = dropped + 1
                 continue
@@ -384,7 +388,8 @@ class DebugServer:
 
     @staticmethod
     def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
-        writer.write((json.dumps(obj) + "\n").encode())
+        if not writer.is_closing():
+            writer.write((json.dumps(obj) + "\n").encode())
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients[writer] = 0

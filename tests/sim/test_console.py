@@ -240,3 +240,25 @@ def test_a_console_that_does_not_read_never_holds_up_the_service(run: Run, tmp_p
                 writer.close()
 
     run(main())
+
+
+def test_a_console_that_vanishes_never_makes_the_link_tap_raise(run: Run, tmp_path: Path) -> None:
+    # uvloop raises RuntimeError on a write to a transport it has closed; the tap runs inside the
+    # link's read/write callbacks, so an exception there would lose serial bytes
+    sock = tmp_path / "console.sock"
+
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            link = SerialLink(str(mcu.path), 115200, HostProtocol())
+            async with link, DebugServer(link, sock) as server:
+                reader, writer = await asyncio.open_unix_connection(str(sock))
+                await reader.readline()  # hello
+                assert server.clients == 1
+                writer.transport.abort()  # the console is killed
+                tap = link.raw_tap
+                assert tap is not None
+                for _ in range(5):  # taps keep coming before the server has noticed
+                    tap("rx", 0.0, b"\x00\x01\x02")
+                    await asyncio.sleep(0)
+
+    run(main())
