@@ -475,6 +475,8 @@ class SerialLink:
         while self.protocol.wants_write and not self._lost_done():
             now = loop.time()
             budget = self._budget(now)
+            if self._lost_done():  # asking the driver found the port gone
+                break
             data = self.protocol.data_to_send(budget, now) if budget > 0 else b""
             if not data:
                 if self._bucket is not None and budget < MAX_ENCODED_FRAME:
@@ -517,7 +519,12 @@ class SerialLink:
         budget = self._bucket.available(now)
         if _TIOCOUTQ is not None:
             # bytes still queued in a real UART driver count against the budget (a pty says 0)
-            buf = fcntl.ioctl(self._fd, _TIOCOUTQ, b"\0\0\0\0")
+            try:
+                buf = fcntl.ioctl(self._fd, _TIOCOUTQ, b"\0\0\0\0")
+            except OSError as exc:  # EIO: unplugged before the reader saw it
+                self.counters.port_losses += 1
+                self._lose(f"serial port {self.url} failed: {exc.strerror} (unplugged?)")
+                return 0
             budget -= struct.unpack("i", buf)[0]
         return budget
 

@@ -350,3 +350,25 @@ def test_link_from_config_uses_its_backoff_and_reopen_settings(run: Run) -> None
                 assert link.is_up  # the refused second run did not disturb the first
 
     run(main())
+
+
+def test_a_write_attempt_on_an_unplugged_port_is_a_port_loss_not_a_loop_error(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        statuses = Statuses()
+        async with SimulatedMcu() as mcu:
+            host = HostProtocol()
+            async with SerialLink(str(mcu.path), 115200, host, on_status=statuses) as link:
+                await link.wait_up(timeout=5)
+                n = len(statuses.seen)
+                mcu.unplug()
+                paint(host, 4)  # the app changes state before the link has read the EIO
+                link.wakeup()
+                down = await statuses.wait(up=False, after=n)
+                assert "unplugged" in down.detail
+                assert link.counters.port_losses == 1
+        assert errors == []
+
+    run(main())
