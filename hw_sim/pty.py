@@ -57,15 +57,25 @@ class VirtualSerialPort:
             raise FileExistsError(
                 f"{self.path} exists and is not a symlink; choose another --link path"
             )
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(
+                f"directory {self.path.parent} does not exist; create it or choose another "
+                "--link path"
+            )
         master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline, 8-bit clean
-        os.set_blocking(master, False)
-        self.slave_name = os.ttyname(slave)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(self.slave_name, tmp)
-        os.replace(tmp, self.path)  # atomic: the path never points at a stale pty
+        try:
+            tty.setraw(slave)  # no echo, no line discipline, 8-bit clean
+            os.set_blocking(master, False)
+            self.slave_name = os.ttyname(slave)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(self.slave_name, tmp)
+            os.replace(tmp, self.path)  # atomic: the path never points at a stale pty
+        except BaseException:
+            os.close(master)
+            os.close(slave)
+            raise
         self._master, self._slave = master, slave
         self.plug_count += 1
         return master

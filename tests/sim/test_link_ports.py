@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,13 @@ def test_virtual_port_refuses_to_replace_a_real_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="choose another --link path"):
         VirtualSerialPort(target).plug()
     assert target.read_text() == "precious"
+
+
+def test_virtual_port_in_a_missing_directory_says_so_and_leaks_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError, match=r"directory .* does not exist"):
+            VirtualSerialPort(tmp_path / "no-such-dir" / "mcu").plug()
+    assert len(os.listdir("/proc/self/fd")) == before
