@@ -180,6 +180,7 @@ class _Connection(asyncio.Protocol):
         self.peer = ""
         self.authed = False
         self.dup_unacked = False
+        self.peer_eof = False
 
     # --- transport callbacks ------------------------------------------------------------------
 
@@ -214,9 +215,27 @@ class _Connection(asyncio.Protocol):
         self._work()
 
     def eof_received(self) -> bool | None:
-        if self.state == _CLOSED and self.transport is not None:
-            self.transport.close()  # lingering after a fatal error: the peer is done too
-        return None  # close our side too
+        if self.state == _CLOSED:
+            if self.transport is not None:
+                self.transport.close()  # lingering after a fatal error: the peer is done too
+            return None  # close our side too
+        if self.transport is not None and self.transport.get_extra_info("ssl_object"):
+            return None  # TLS has no half-close: the connection ends here
+        # the host half-closed after its last line (e.g. `nc -N`): settle every complete line
+        # received so far (commit, ack), then close; a torn last line is dropped (resent later)
+        self.peer_eof = True
+        self._finish_if_settled()
+        return True
+
+    def _finish_if_settled(self) -> None:
+        if not self.peer_eof or self.transport is None or self.backlog:
+            return
+        if self.state == _AWAIT_HELLO or (
+            self.state == _READY and not self.pending and not self.inflight
+        ):
+            transport = self.transport
+            self._stop_processing()
+            transport.close()  # after the buffered acks are written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_processing()
@@ -428,6 +447,7 @@ class _Connection(asyncio.Protocol):
             self._send_ack(max(self.ack_sent, self.floor))
         if self.state == _READY and not self.write_paused and not self.rate_wait:
             self._resume()
+        self._finish_if_settled()
 
     def _throttle(self) -> None:
         self.server.stats.throttled += 1
@@ -628,6 +648,8 @@ class _Connection(asyncio.Protocol):
                 srv._publish_events(batch)
                 if self.backlog or self.reading_paused:
                     self._work()
+                else:
+                    self._finish_if_settled()
 
 
 class DataCapture(Module):

@@ -19,7 +19,7 @@ import pytest
 
 from bus import Bus, Delivery, ModuleId, ModuleRegistry
 from bus.messages import LinkStatus, RawEvent
-from modules.data_capture import DataCapture, IngestConfig
+from modules.data_capture import DataCapture, IngestConfig, _Connection
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 TOKEN = "unit-test-token-abcdefghijklmnopqrstuvwxyz012"
@@ -629,5 +629,48 @@ def test_a_token_file_that_cannot_be_created_is_unhealthy_not_a_crash(
         assert str(path) in capture.detail and "not listening" in capture.detail
         await capture.stop()
         await bus.aclose()
+
+    run(main())
+
+
+def test_a_client_that_half_closes_after_sending_still_gets_everything_stored_and_acked(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. `cat hello-and-events.ndjson | nc -N pi 7878`: the host shuts down its sending side
+    # right after the last line; what arrived before the FIN must be committed and acknowledged
+    # even when the FIN arrives while the commit is still running
+    eof_seen = asyncio.Event()
+    original = _Connection.eof_received
+
+    def eof_received(self: _Connection) -> bool | None:
+        out = original(self)
+        eof_seen.set()
+        return out
+
+    monkeypatch.setattr(_Connection, "eof_received", eof_received)
+
+    async def main() -> None:
+        sink = MemorySink()
+        capture, bus = await serve(sink)
+        peer = await Peer.tcp(capture.port)
+        welcome = await peer.hello()
+        assert welcome["welcome"] is True
+        sink.gate.clear()
+        for seq in range(1, 301):
+            peer.send(key(seq))
+        peer.writer.write(b'{"kind":"key","seq":301,"ts":')  # a torn last line is not stored
+        peer.writer.write_eof()
+        await sink.entered.wait()
+        await asyncio.wait_for(eof_seen.wait(), 5.0)
+        sink.gate.set()
+        acks = []
+        while True:
+            raw = await asyncio.wait_for(peer.reader.readline(), 5.0)
+            if not raw:
+                break  # the Pi closed after settling everything
+            acks.append(orjson.loads(raw)["ack"])
+        assert acks and acks[-1] == 300
+        assert sink.seqs() == list(range(1, 301))
+        await shutdown(capture, bus)
 
     run(main())
