@@ -81,8 +81,10 @@ class Target:
 class Spool:
     """The unacknowledged events of one session in a file (NDJSON, first line a header).
 
-    ``append`` writes through (flushed, not fsynced per line); ``acked`` compacts the file when at
-    least half of it is acknowledged; ``close`` compacts and fsyncs.
+    ``append`` buffers the line and ``flush`` hands the buffer to the OS (``skelly send`` flushes
+    after every input chunk, so a killed sender keeps what it read; not fsynced per line);
+    ``settled`` compacts the file when at least half of it is acknowledged; ``close`` compacts
+    and fsyncs.
     """
 
     def __init__(self, path: str | os.PathLike[str], host_id: str, session_id: str) -> None:

@@ -241,6 +241,10 @@ class _Sender:
             tail = lines.pop()
             for line in lines:
                 await self._line(line)
+            # stdin cannot be read twice: what was read must be in the spool file even if this
+            # process is killed (one write per input chunk, not per line)
+            if self.client.spool is not None:
+                self.client.spool.flush()
 
     async def _line(self, line: bytes) -> None:
         self.input_lines += 1

@@ -118,3 +118,41 @@ def test_skelly_send_spools_while_the_pi_is_down_and_resumes(tmp_path: Path) -> 
         assert not spool.exists()
 
     asyncio.run(main())
+
+
+def test_skelly_send_killed_with_sigkill_keeps_what_it_read_in_the_spool(tmp_path: Path) -> None:
+    # stdin from a live capture agent cannot be read twice: once `skelly send` has read an
+    # event, the spool file must hold it even if the sender dies without cleaning up
+    token_file, _ = make_token(tmp_path)
+    db = tmp_path / "data"
+    spool = tmp_path / "spool.ndjson"
+    port = free_port()
+    lines = b"".join(
+        orjson.dumps({"kind": "key", "ts": TS + i, "correction": False}) + b"\n" for i in range(50)
+    )
+    args = ["send", "--to", f"127.0.0.1:{port}", "--token-file", str(token_file),
+            "--session", "kill-1", "--host-id", "laptop", "--spool", str(spool)]  # fmt: skip
+
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "skelly.cli", *args, "-q", "-",
+            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        proc.stdin.write(lines)
+        await proc.stdin.drain()  # stdin stays open: the agent is still running
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while not (spool.exists() and len(spool.read_bytes().splitlines()) == 51):
+            assert asyncio.get_running_loop().time() < deadline, "events never reached the spool"
+            await asyncio.sleep(0.05)
+        proc.kill()
+        await proc.wait()
+        service = await start_service(db, token_file, port)
+        try:
+            code, _, err = await skelly(*args, "-", stdin=b"")
+            assert code == 0 and "resuming 50 spooled events" in err, err
+        finally:
+            await service.terminate()
+        assert stored_seqs(db, "laptop", "kill-1") == list(range(1, 51))
+
+    asyncio.run(main())
