@@ -241,11 +241,11 @@ class _Connection(asyncio.Protocol):
         self._stop_processing()
         srv = self.server
         srv.connections.discard(self)
+        key = (self.host_id, self.session_id)
+        if srv.sessions.get(key) is self:  # also when lost before the welcome went out
+            del srv.sessions[key]
         if self.authed:
             self.authed = False
-            key = (self.host_id, self.session_id)
-            if srv.sessions.get(key) is self:
-                del srv.sessions[key]
             srv._host_down(self.host_id, "connection closed" if exc is None else str(exc))
 
     def _stop_processing(self) -> None:

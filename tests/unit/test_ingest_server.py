@@ -674,3 +674,26 @@ def test_a_client_that_half_closes_after_sending_still_gets_everything_stored_an
         await shutdown(capture, bus)
 
     run(main())
+
+
+def test_a_connection_lost_before_its_welcome_leaves_no_session_behind(run: Run) -> None:
+    class BrokenResume(MemorySink):
+        async def resume_point(self, host_id: str, session_id: str) -> int:
+            raise OSError("disk I/O error")
+
+    async def main() -> None:
+        capture, bus = await serve(BrokenResume())
+        for session in ("a", "b", "c"):
+            peer = await Peer.tcp(capture.port)
+            err = await peer.hello(session=session)
+            assert err["error"] == "storage" and err["fatal"] is True
+            assert await peer.closed()
+        for _ in range(300):  # connection_lost runs once the lingering close is done
+            if not capture.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert not capture.connections
+        assert capture.sessions == {}  # no per-session entry (and connection object) kept
+        await shutdown(capture, bus)
+
+    run(main())
