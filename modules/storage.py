@@ -54,6 +54,7 @@ from modules.storage_db import (
     StorageError,
     check_pragmas,
     database_path,
+    delete_corrupt_copies,
     ensure_dir,
     open_database,
 )
@@ -263,6 +264,8 @@ class Storage(Module):
         self.windows_emitted = 0
         self.purges = 0
         """Retention purges run by the periodic task."""
+        self.corrupt_copies_deleted = 0
+        """Files of databases moved aside as corrupt that the raw retention deleted."""
         # state segments from AnalysisComplete: [start, end, state, windows, confidence_sum]
         self._segment: list[Any] | None = None
 
@@ -446,6 +449,12 @@ class Storage(Module):
             return int(n)
 
         agg_deleted = await writer.call(rest)
+        # a database moved aside as corrupt holds raw events too: it gets the raw retention,
+        # counted from when it was moved aside
+        gone = await asyncio.to_thread(delete_corrupt_copies, self.path, raw_cutoff)
+        if gone:
+            self.corrupt_copies_deleted += len(gone)
+            log.info("retention purge: deleted %s", ", ".join(p.name for p in gone))
         self.events_total = max(0, self.events_total - deleted)
         if deleted or agg_deleted:
             log.info("retention purge: %d raw events, %d aggregate rows", deleted, agg_deleted)

@@ -155,8 +155,32 @@ def corrupt_copies(db: Path) -> list[Path]:
     return sorted(db.parent.glob(f"{db.name}.corrupt-*"))
 
 
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
 def _utc_stamp(now: float) -> str:
-    return _dt.datetime.fromtimestamp(now, _dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return _dt.datetime.fromtimestamp(now, _dt.UTC).strftime(_STAMP_FORMAT)
+
+
+def delete_corrupt_copies(db: Path, before: float) -> list[Path]:
+    """Delete the copies :func:`move_aside` made before ``before`` (by the UTC stamp in their
+    name; names without a valid stamp are left alone).  They hold raw timing events, so the raw
+    retention applies to them too.  Returns what was deleted."""
+    prefix = f"{db.name}.corrupt-"
+    deleted = []
+    for path in corrupt_copies(db):
+        stamp = path.name[len(prefix) :]
+        for suffix in SIDE_SUFFIXES:
+            stamp = stamp.removesuffix(suffix)
+        try:
+            when = _dt.datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=_dt.UTC)
+        except ValueError:
+            continue
+        if when.timestamp() < before:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                deleted.append(path)
+    return deleted
 
 
 def _secure_file(path: Path) -> None:

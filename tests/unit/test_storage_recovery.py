@@ -277,3 +277,29 @@ def test_sigkill_while_committing_loses_no_acknowledged_event(tmp_path: Path) ->
             acked = top  # resume where the store says, like a host would
         finally:
             database.close()
+
+
+def test_copies_of_a_corrupt_database_are_deleted_by_the_raw_retention(
+    tmp_path: Path, run: Run
+) -> None:
+    # a moved-aside copy holds raw keystroke timing too: it must not outlive the raw retention
+    t0 = 1_800_000_000.0
+    db = fill(tmp_path)
+    (tmp_path / "skelly.db-wal").write_bytes(b"\x00" * 100)
+    corrupt_header(db)
+    d, old = open_database(tmp_path, now=t0 - 25 * 3600)  # moved aside 25 h before t0
+    d.close()
+    all_garbage(db)
+    d, young = open_database(tmp_path, now=t0 - 3600)  # moved aside 1 h before t0
+    d.close()
+    assert len(old.moved_to) == 2 and len(young.moved_to) == 1
+    (tmp_path / "skelly.db.corrupt-unknown").write_bytes(b"x")  # not ours to judge: kept
+
+    async def main() -> None:
+        async with Storage(StorageConfig(raw_retention_hours=24.0), tmp_path) as st:
+            await st.purge(now=t0)
+            assert st.corrupt_copies_deleted == 2
+
+    run(main())
+    left = sorted(p.name for p in tmp_path.glob("skelly.db.corrupt-*"))
+    assert left == sorted([young.moved_to[0].name, "skelly.db.corrupt-unknown"])
