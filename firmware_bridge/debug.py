@@ -404,7 +404,16 @@ class DebugServer:
         )
         try:
             with contextlib.suppress(ConnectionError):  # the console went away: fine
-                while line := await reader.readline():
+                while True:
+                    try:
+                        line = await reader.readline()
+                    except ValueError:  # longer than the stream's limit (64 KiB): skipped
+                        error = "request too long (the limit is 64 KiB a line)"
+                        self._send(writer, {"kind": "result", "ok": False, "error": error})
+                        await writer.drain()
+                        continue
+                    if not line:
+                        break
                     self._request(writer, line)
                     await writer.drain()
         finally:

@@ -262,3 +262,28 @@ def test_a_console_that_vanishes_never_makes_the_link_tap_raise(run: Run, tmp_pa
                     await asyncio.sleep(0)
 
     run(main())
+
+
+def test_an_overlong_request_is_answered_not_left_to_crash_the_handler(
+    run: Run, tmp_path: Path
+) -> None:
+    sock = tmp_path / "console.sock"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        async with SimulatedMcu() as mcu:
+            link = SerialLink(str(mcu.path), 115200, HostProtocol())
+            async with link, DebugServer(link, sock):
+                reader, writer = await asyncio.open_unix_connection(str(sock))
+                await reader.readline()  # hello
+                writer.write(b'{"op": "send", "line": "' + b"x" * 100_000 + b'"}\n')
+                async with asyncio.timeout(5):
+                    while (reply := json.loads(await reader.readline()))["kind"] != "result":
+                        pass
+                assert reply["ok"] is False and "too long" in reply["error"]
+                writer.close()
+        assert errors == []
+
+    run(main())
