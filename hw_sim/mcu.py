@@ -299,7 +299,7 @@ class SimulatedMcu:
         self.port.plug()
         if reset:
             self._boot(BootCause.POWER_ON, lose_boot_frame=False)
-        else:
+        elif not self.stalled:  # a stalled MCU starts reading when it resumes
             self._start_io()
 
     def stall(self, seconds: float | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from firmware_bridge.core.framing import FrameDecoder, encode_frame
-from firmware_bridge.core.messages import Face, InputKind
+from firmware_bridge.core.messages import Face, Hello, InputKind, encode_message
 from firmware_bridge.core.protocol import (
     SLEEPY_IDLE,
     Acked,
@@ -24,7 +24,7 @@ from firmware_bridge.core.protocol import (
     LogReceived,
     Timing,
 )
-from firmware_bridge.link import SerialLink
+from firmware_bridge.link import SerialLink, open_port
 from hw_sim.mcu import FaultCounters, Faults, SimulatedMcu, _FaultyStream
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -209,3 +209,23 @@ def test_standalone_simulator_prints_its_path_and_serves_a_host(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_stalled_mcu_stays_stalled_across_a_replug_without_reset(run: Run) -> None:
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            mcu.stall()
+            mcu.unplug()
+            mcu.replug(reset=False)
+            assert mcu.stalled
+            port = open_port(str(mcu.path), 115200)
+            try:
+                port.write(encode_frame(encode_message(Hello(), 0)))
+                await asyncio.sleep(0.2)  # a reading MCU would have taken the HELLO by now
+                assert mcu.protocol.counters.frames_in == 0 and not mcu.in_session
+                mcu.resume()
+                await mcu.wait_until(lambda: mcu.in_session, timeout=5)
+            finally:
+                port.close()
+
+    run(main())
