@@ -36,6 +36,7 @@ import fcntl
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from modules.storage_db import (
     database_path,
     delete_corrupt_copies,
     ensure_dir,
+    is_corruption,
     open_database,
 )
 from modules.storage_writer import Writer, WriterClosedError, WriterStats
@@ -306,7 +308,22 @@ class Storage(Module):
                 check=self.config.integrity_check_on_start,
                 now=time.time(),
             )
-            self.events_total = await asyncio.to_thread(db.count_events)
+            try:
+                self.events_total = await asyncio.to_thread(db.count_events)
+            except sqlite3.DatabaseError as exc:
+                await asyncio.to_thread(db.close)
+                if not is_corruption(exc):
+                    raise StorageError(f"cannot read the database {db_path}: {exc}") from exc
+                # damage the skipped integrity check would have found: check now, which moves
+                # the file aside and starts a fresh one
+                db, result = await asyncio.to_thread(
+                    open_database, db_path, check=True, now=time.time()
+                )
+                self.events_total = await asyncio.to_thread(db.count_events)
+        except OSError as exc:  # e.g. moving a damaged file aside failed: no crash loop
+            release_lock(self._lock_fd)
+            self._lock_fd = None
+            raise StorageError(f"cannot open the database {db_path}: {exc}") from exc
         except BaseException:
             release_lock(self._lock_fd)
             self._lock_fd = None

@@ -303,3 +303,28 @@ def test_copies_of_a_corrupt_database_are_deleted_by_the_raw_retention(
     run(main())
     left = sorted(p.name for p in tmp_path.glob("skelly.db.corrupt-*"))
     assert left == sorted([young.moved_to[0].name, "skelly.db.corrupt-unknown"])
+
+
+def test_damage_found_after_a_skipped_integrity_check_is_still_recovered(
+    tmp_path: Path, run: Run
+) -> None:
+    # integrity_check_on_start = false (a big database, a slow card): the damage shows on the
+    # first read instead; that must still end in a moved-aside copy, not a crash loop
+    db = fill(tmp_path, 20_000)
+    smash_pages(db)
+
+    async def main() -> tuple[ModuleStatus, str, int]:
+        bus = Bus()
+        config = StorageConfig(commit_max_wait_s=0.0, integrity_check_on_start=False)
+        st = Storage(config, tmp_path)
+        await st.start(bus)  # must not raise
+        status, detail = st.status, st.detail
+        new = await st.commit([key(1), key(2)])
+        await st.stop()
+        await bus.aclose()
+        return status, detail, new
+
+    status, detail, new = run(main())
+    assert status is ModuleStatus.DEGRADED and "moved aside" in detail, detail
+    assert new == 2
+    assert len(list(tmp_path.glob("skelly.db.corrupt-*"))) == 1
