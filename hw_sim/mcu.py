@@ -589,7 +589,11 @@ async def _serve(args: argparse.Namespace) -> None:
             loop.remove_reader(sys.stdin.fileno())
             return
         cmd, *rest = line.split() or [""]
-        arg = float(rest[0]) if rest else 1.0
+        try:
+            arg = float(rest[0]) if rest and cmd in ("unplug", "stall") else 1.0
+        except ValueError:
+            print(f"{cmd}: {rest[0]!r} is not a number of seconds (e.g. {cmd} 2.5)", flush=True)
+            return
         if cmd in _KIND_NAMES:
             mcu.press(cmd)
         elif cmd == "reset":

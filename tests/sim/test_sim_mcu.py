@@ -199,11 +199,12 @@ def test_standalone_simulator_prints_its_path_and_serves_a_host(
                     await acked.wait()
 
         run(main())
-        proc.stdin.write("state\nquit\n")
+        proc.stdin.write("stall soon\nstate\nquit\n")
         proc.stdin.flush()
         out, _ = proc.communicate(timeout=10)
         assert proc.returncode == 0
         assert '"hello from the test"' in out
+        assert "stall: 'soon' is not a number of seconds" in out
         assert not link_path.exists()  # unplugged on exit
     finally:
         if proc.poll() is None:
