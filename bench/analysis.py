@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -29,42 +28,22 @@ from typing import Any
 # run as a script, bench/ is first on the path and bench/bus.py would shadow the bus package
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bus.messages import FocusState  # noqa: E402
 from hw_sim.scenarios import (  # noqa: E402
-    DEFAULT_START,
+    PERTURBATIONS,
+    QUICK_STATES,
     SCENARIOS,
-    Perturb,
     Score,
-    replay,
     scenario,
-    score,
+    scored_run,
     windows,
 )
 from modules.analysis import WindowAnalyzer  # noqa: E402
 
-QUICK = {FocusState.FLOW, FocusState.NEUTRAL, FocusState.DISTRACTED, FocusState.IDLE}
-PERTURBATIONS = {
-    "iki x1.2": Perturb(iki=1.2),
-    "iki x0.8": Perturb(iki=0.8),
-    "switch x0.8": Perturb(switch=0.8),
-    "switch x1.25": Perturb(switch=1.25),
-    "pause x1.3": Perturb(pause=1.3),
-    "mouse x3": Perturb(mouse=3.0),
-    "iki_cv x1.3": Perturb(iki_cv=1.3),
-    "burst x0.6": Perturb(burst=0.6),
-}
-
-
-def one(name: str, seed: int, perturb: Perturb | None = None) -> Score:
-    start = DEFAULT_START + random.Random(seed).uniform(0.0, 10.0)
-    sc = scenario(name, seed=seed, start=start, perturb=perturb)
-    return score(sc, replay(sc))
-
 
 def summary(scores: list[Score]) -> dict[str, Any]:
     accs = [s.accuracy for s in scores]
-    quick = [d for s in scores for _, _, b, d in s.delays if b in QUICK and d is not None]
-    slow = [d for s in scores for _, _, b, d in s.delays if b not in QUICK and d is not None]
+    quick = [d for s in scores for _, _, b, d in s.delays if b in QUICK_STATES and d is not None]
+    slow = [d for s in scores for _, _, b, d in s.delays if b not in QUICK_STATES and d is not None]
     return {
         "windows_correct_pct_mean": round(100 * statistics.mean(accs), 1),
         "windows_correct_pct_worst_run": round(100 * min(accs), 1),
@@ -85,9 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     seeds = range(1, args.seeds + 1)
     out: dict[str, Any] = {
-        "scenarios": {name: summary([one(name, s) for s in seeds]) for name in SCENARIOS},
+        "scenarios": {name: summary([scored_run(name, s) for s in seeds]) for name in SCENARIOS},
         "perturbed": {
-            label: summary([one(name, s, p) for name in SCENARIOS for s in seeds[:3]])
+            label: summary([scored_run(name, s, p) for name in SCENARIOS for s in seeds[:3]])
             for label, p in PERTURBATIONS.items()
         },
     }

@@ -501,3 +501,31 @@ def score(
         tuple(delays),
         tuple((a, b, n) for (a, b), n in sorted(wrong.items(), key=lambda kv: -kv[1])),
     )
+
+
+QUICK_STATES = frozenset(
+    {FocusState.FLOW, FocusState.NEUTRAL, FocusState.DISTRACTED, FocusState.IDLE}
+)
+"""States whose signature shows within ten seconds: changes into them are due within 30 s.
+TRANSITIONING needs two switches to be seen and HYPERFOCUS must last (three windows), so changes
+into those take longer (docs/ANALYSIS.md §4)."""
+
+PERTURBATIONS: dict[str, Perturb] = {
+    "iki x1.2": Perturb(iki=1.2),
+    "iki x0.8": Perturb(iki=0.8),
+    "switch x0.8": Perturb(switch=0.8),
+    "switch x1.25": Perturb(switch=1.25),
+    "pause x1.3": Perturb(pause=1.3),
+    "mouse x3": Perturb(mouse=3.0),
+    "iki_cv x1.3": Perturb(iki_cv=1.3),
+    "burst x0.6": Perturb(burst=0.6),
+}
+"""The generator perturbations the accuracy test checks and bench/analysis.py reports."""
+
+
+def scored_run(name: str, seed: int, perturb: Perturb | None = None) -> Score:
+    """Generate a named scenario at a random (seeded) phase of the 10 s window grid, so the
+    scripted changes fall anywhere in it, replay it through the analyzer and score it."""
+    start = DEFAULT_START + random.Random(seed).uniform(0.0, 10.0)
+    sc = scenario(name, seed=seed, start=start, perturb=perturb)
+    return score(sc, replay(sc))

@@ -9,41 +9,26 @@ HYPERFOCUS, which must last), are not scored.
 
 from __future__ import annotations
 
-import random
 import statistics
 
 import pytest
 
 from bus.messages import FocusState
-from hw_sim.scenarios import DEFAULT_START, SCENARIOS, Perturb, Score, replay, scenario, score
-
-QUICK = {FocusState.FLOW, FocusState.NEUTRAL, FocusState.DISTRACTED, FocusState.IDLE}
-"""States whose signature shows within ten seconds: changes into them are due within 30 s.
-TRANSITIONING needs two switches to be seen and HYPERFOCUS must last (three windows), so changes
-into those are due within 60 s (documented in docs/ANALYSIS.md §4)."""
-
-PERTURBATIONS = {
-    "iki x1.2": Perturb(iki=1.2),
-    "iki x0.8": Perturb(iki=0.8),
-    "switch x0.8": Perturb(switch=0.8),
-    "switch x1.25": Perturb(switch=1.25),
-    "pause x1.3": Perturb(pause=1.3),
-    "mouse x3": Perturb(mouse=3.0),
-    "iki_cv x1.3": Perturb(iki_cv=1.3),
-    "burst x0.6": Perturb(burst=0.6),
-}
-
-
-def run(name: str, seed: int, perturb: Perturb | None = None) -> Score:
-    # a random start puts the scripted changes at a random phase of the 10 s window grid
-    start = DEFAULT_START + random.Random(seed).uniform(0.0, 10.0)
-    sc = scenario(name, seed=seed, start=start, perturb=perturb)
-    return score(sc, replay(sc))
+from hw_sim.scenarios import (
+    PERTURBATIONS,
+    QUICK_STATES,
+    SCENARIOS,
+    Score,
+    replay,
+    scenario,
+    score,
+    scored_run,
+)
 
 
 @pytest.fixture(scope="module")
 def base_scores() -> dict[tuple[str, int], Score]:
-    return {(name, seed): run(name, seed) for name in SCENARIOS for seed in (1, 2, 3)}
+    return {(name, seed): scored_run(name, seed) for name in SCENARIOS for seed in (1, 2, 3)}
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -65,7 +50,7 @@ def test_every_scripted_change_is_reported_in_time(
         for _t0, before, after, delay in s.delays:
             assert delay is not None, f"{name} seed {seed}: {before}->{after} never reported"
             assert delay <= 60.0, (name, seed, before, after, delay)
-            if after in QUICK:
+            if after in QUICK_STATES:
                 quick.append(delay)
     on_time = sum(d <= 30.0 for d in quick) / len(quick)
     assert on_time >= 0.9, (on_time, sorted(quick))
@@ -77,7 +62,7 @@ def test_perturbed_generators_are_still_classified(label: str) -> None:
     """Independently generated traces will differ from ours: typing speed, rhythm, bursts,
     pauses, switch rates and mouse use are each moved well away from the profiles."""
     seed = 11 + sorted(PERTURBATIONS).index(label)
-    scores = {name: run(name, seed, PERTURBATIONS[label]) for name in SCENARIOS}
+    scores = {name: scored_run(name, seed, PERTURBATIONS[label]) for name in SCENARIOS}
     for name, s in scores.items():
         assert s.accuracy >= 0.85, (label, name, s.accuracy, s.confusion)
         for _, before, after, delay in s.delays:
