@@ -441,6 +441,20 @@ def test_state_set_while_disconnected_is_delivered_on_connect_but_stale_tones_ar
     assert w.host.counters.oneshots_expired == 1
 
 
+def test_a_oneshot_sent_before_a_reconnect_is_not_played_again() -> None:
+    w = connected_wire()
+    w.drop_to_host = lambda m: isinstance(m, Ack)  # the tone plays, but its ACK is lost
+    w.host.tone(880, 0.1, now=w.now)
+    w.run(0.05)
+    assert w.mcu.tones == [Tone(880, 100, 128)]
+    w.host_events += w.host.reset(w.now)  # the port is reopened before any retransmission
+    w.drop_to_host = lambda m: False
+    w.run_until(lambda: w.host.in_sync)
+    w.run(1.0)  # retransmission timeouts would have fired by now
+    assert w.mcu.tones == [Tone(880, 100, 128)]  # the new session cleared the MCU's window
+    assert w.host.slot_phase(Slot.TONE) == "clean"
+
+
 def test_close_stops_all_traffic_until_reset() -> None:
     w = connected_wire()
     events = w.host.close(w.now)
