@@ -257,40 +257,40 @@ class IngestClient:
 
     async def send(self, event: dict[str, Any]) -> int:
         """Queue one event (assigning ``seq`` if it has none); waits while the buffer is full."""
-        self._raise_failure()
-        seq = event.get("seq")
-        if seq is None:
-            seq = self.last_seq + 1
-            event = {**event, "seq": seq}
-        elif not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq <= MAX_SEQ:
-            raise ValueError(f"event seq {seq!r} is not an integer from 1 to {MAX_SEQ}")
-        elif seq <= self.last_seq:
-            if seq <= self.acked or seq in self.unacked:
-                return seq  # already sent: a replayed input line
-            raise ValueError(
-                f"event seq {seq} is not greater than the previous seq {self.last_seq}"
-            )
+        seq, event = self._numbered(event)
+        if event is None:
+            return seq  # already sent: a replayed input line
         while len(self.unacked) >= self.max_buffer:
             self._raise_failure()
             self._changed.clear()
             await self._changed.wait()
-        line = orjson.dumps(event)
-        self._queue(seq, line)
+        self._queue(seq, orjson.dumps(event))
         return seq
 
     def send_nowait(self, event: dict[str, Any]) -> int:
         """Like :meth:`send` but never waits (the buffer may exceed ``max_buffer``)."""
+        seq, event = self._numbered(event)
+        if event is not None:
+            self._queue(seq, orjson.dumps(event))
+        return seq
+
+    def _numbered(self, event: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        """``(seq, event with seq)``, or ``(seq, None)`` for a replay of an event already sent;
+        ValueError for a seq that is not a valid integer or goes backwards."""
         self._raise_failure()
         seq = event.get("seq")
         if seq is None:
             seq = self.last_seq + 1
-            event = {**event, "seq": seq}
-        elif seq <= self.last_seq:
+            return seq, {**event, "seq": seq}
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq <= MAX_SEQ:
+            raise ValueError(f"event seq {seq!r} is not an integer from 1 to {MAX_SEQ}")
+        if seq <= self.last_seq:
+            if seq <= self.acked or seq in self.unacked:
+                return seq, None
             raise ValueError(
                 f"event seq {seq} is not greater than the previous seq {self.last_seq}"
             )
-        self._queue(seq, orjson.dumps(event))
-        return int(seq)
+        return seq, event
 
     def _queue(self, seq: int, line: bytes) -> None:
         self.last_seq = seq

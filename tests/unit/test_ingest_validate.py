@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from bus.messages import RawEvent
+from modules.ingest_client import IngestClient
 from modules.ingest_framing import LineSplitter
 from modules.ingest_token import (
     TokenError,
@@ -173,3 +175,26 @@ def test_a_temp_file_left_by_a_crash_does_not_block_creating_the_token(tmp_path:
     token, created = load_or_create_token(path)
     assert created and read_token(path) == token
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("method", ["send", "send_nowait"])
+def test_client_numbers_events_and_refuses_bad_seqs_the_same_way_in_both_send_methods(
+    method: str,
+) -> None:
+    async def main() -> None:
+        client = IngestClient("127.0.0.1:9", "t" * 43, host_id="h", session_id="s")
+
+        async def send(event: dict[str, object]) -> int:
+            out = getattr(client, method)(event)
+            return int(await out) if method == "send" else int(out)
+
+        assert await send({"kind": "key", "ts": 1e9, "correction": False}) == 1
+        assert await send({"kind": "key", "seq": 5, "ts": 1e9, "correction": False}) == 5
+        assert await send({"kind": "key", "seq": 5, "ts": 1e9, "correction": False}) == 5
+        for bad in ("6", True, 0, 2**53, 3):
+            with pytest.raises(ValueError, match="seq"):
+                await send({"kind": "key", "seq": bad, "ts": 1e9, "correction": False})
+        assert list(client.unacked) == [1, 5]  # the replayed seq 5 was not queued twice
+        assert orjson.loads(client.unacked[1])["seq"] == 1
+
+    asyncio.run(main())
