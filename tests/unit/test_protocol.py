@@ -206,6 +206,23 @@ def test_newer_state_supersedes_older_unacknowledged_state() -> None:
     assert w.host.counters.superseded == 1
 
 
+def test_a_late_ack_for_a_superseded_value_does_not_clean_the_slot() -> None:
+    w = connected_wire()
+    w.drop_to_host = lambda m: isinstance(m, Ack)
+    w.host.set_glow(255, 0, 0)
+    w.step()  # red is executed; its ACK is held up
+    (red,) = [e for e in w.mcu_events if isinstance(e, CommandReceived)]
+    w.drop_to_mcu = lambda m: isinstance(m, SetGlow)
+    w.host.set_glow(0, 255, 0)
+    w.step()  # green is sent and lost
+    late = encode_frame(encode_message(Ack(red.seq), 900, sender=Role.MCU))
+    assert w.host.receive_data(late, w.now) == []
+    assert w.host.slot_phase(Slot.GLOW) == "in_flight"  # still waiting for green's ACK
+    w.drop_to_host = w.drop_to_mcu = lambda m: False
+    w.run_until(lambda: w.host.in_sync)
+    assert w.mcu.figurine.glow == SetGlow(0, 255, 0)
+
+
 def test_a_slow_link_coalesces_instead_of_queueing() -> None:
     w = connected_wire()
     for i in range(1000):
