@@ -286,6 +286,22 @@ def test_lost_ack_leads_to_retransmit_with_same_seq_and_no_second_chirp() -> Non
     assert w.host.counters.retransmits == 1
 
 
+def test_a_retransmitted_tone_is_not_played_again_after_many_other_commands() -> None:
+    # the 32-entry window has long forgotten seq 5; the last seq per type still knows it
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    mcu.receive_data(encode_frame(encode_message(Hello(), 0)), 0.0)
+    tone = encode_frame(encode_message(Tone(880, 100), 5))
+    mcu.receive_data(tone, 0.1)
+    for seq in range(6, 46):
+        mcu.receive_data(encode_frame(encode_message(SetGlow(seq, 0, 0), seq)), 0.1)
+    mcu.data_to_send(now=0.1)
+    retx = encode_frame(encode_message(Tone(880, 100), 5, retransmit=True))
+    assert mcu.receive_data(retx, 0.2) == []
+    assert frames(mcu.data_to_send(now=0.2)) == [Ack(5)]
+    assert mcu.tones == [Tone(880, 100)]
+
+
 def test_retransmission_timeout_doubles_up_to_the_cap() -> None:
     w = connected_wire()
     w.drop_to_mcu = lambda m: isinstance(m, SetGlow)
