@@ -231,6 +231,10 @@ class IngestClient:
             for seq, line in self.spool.load():
                 self.unacked[seq] = line
                 self.last_seq = seq
+            if self.unacked:
+                # the spool keeps every unsettled event: those below its first were settled
+                # (acknowledged or refused) by an earlier run, so a replay of them is no error
+                self.acked = max(self.acked, next(iter(self.unacked)) - 1)
             self.spool.open(self.unacked.values())
         self._task = asyncio.create_task(self._run(), name=f"ingest-client-{self.session_id}")
 

@@ -1,8 +1,9 @@
 """``skelly send``: stream NDJSON capture events from a file or stdin to a Pi (docs/INGEST.md).
 
-Events without ``seq`` get the next number; what the Pi has not acknowledged yet is kept in a
-spool file, so a disconnect (or a Ctrl-C and the same command again with the same ``--session``)
-resumes without loss or duplicates.  Progress goes to stderr.
+Events without ``seq`` get the next number (in a file by position, so a re-run of the same file
+sends the same numbers); what the Pi has not acknowledged yet is kept in a spool file, so a
+disconnect (or a Ctrl-C and the same command again with the same ``--session``) resumes without
+loss or duplicates.  Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ class _Sender:
         self.session = session
         self.skipped = 0
         self.input_lines = 0
+        # A file is numbered by position (line k without seq follows the seq before it in the
+        # file, from 1), so running the same command on the same file again sends the same
+        # seqs: what was stored or spooled before is recognised, not sent twice as new events.
+        # Standard input is a live stream: its events continue after the session's last seq.
+        self.by_position = args.input != "-"
+        self.prev_seq = 0
         self.client = IngestClient(
             target,
             token,
@@ -260,8 +267,10 @@ class _Sender:
             self.skipped += 1
             self._say(f"input line {self.input_lines} is not a JSON object; skipped")
             return
+        if self.by_position and "seq" not in event:
+            event = {**event, "seq": self.prev_seq + 1}
         try:
-            await self.client.send(event)
+            self.prev_seq = await self.client.send(event)
         except ValueError as exc:
             self.skipped += 1
             self._say(f"input line {self.input_lines}: {exc}; skipped")

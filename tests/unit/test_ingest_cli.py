@@ -156,3 +156,36 @@ def test_skelly_send_killed_with_sigkill_keeps_what_it_read_in_the_spool(tmp_pat
         assert stored_seqs(db, "laptop", "kill-1") == list(range(1, 51))
 
     asyncio.run(main())
+
+
+def test_skelly_send_run_again_on_the_same_file_does_not_store_it_twice(tmp_path: Path) -> None:
+    # "run the same command again with the same --session": with a FILE the same lines must get
+    # the same seqs, so what the first run spooled or stored is not sent a second time as new
+    token_file, _ = make_token(tmp_path)
+    db = tmp_path / "data"
+    spool = tmp_path / "spool.ndjson"
+    port = free_port()
+    src = tmp_path / "events.ndjson"
+    src.write_bytes(
+        b"".join(
+            orjson.dumps({"kind": "key", "ts": TS + i, "correction": False}) + b"\n"
+            for i in range(60)
+        )
+    )
+    args = ["send", "--to", f"127.0.0.1:{port}", "--token-file", str(token_file),
+            "--session", "file-again", "--host-id", "laptop", "--spool", str(spool)]  # fmt: skip
+
+    async def main() -> None:
+        code, _, err = await skelly(*args, "--timeout", "1", str(src))  # the Pi is down
+        assert code == 1 and "60 events not acknowledged" in err
+        service = await start_service(db, token_file, port)
+        try:
+            code, _, err = await skelly(*args, str(src))  # interrupted run, same command again
+            assert code == 0, err
+            code, _, err = await skelly(*args, str(src))  # and once more after it completed
+            assert code == 0, err
+        finally:
+            await service.terminate()
+        assert stored_seqs(db, "laptop", "file-again") == list(range(1, 61))
+
+    asyncio.run(main())
