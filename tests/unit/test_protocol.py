@@ -17,6 +17,7 @@ from firmware_bridge.core.messages import (
     Flag,
     Hello,
     HelloReply,
+    InputEvent,
     InputKind,
     LogLevel,
     Message,
@@ -34,6 +35,8 @@ from firmware_bridge.core.messages import (
 )
 from firmware_bridge.core.protocol import (
     HOST_TRANSITIONS,
+    MAX_CONTROL,
+    MAX_INPUTS,
     MCU_TRANSITIONS,
     SLEEPY_IDLE,
     Acked,
@@ -520,6 +523,79 @@ def test_input_events_are_delivered_once_despite_lost_acks() -> None:
     assert got == [first, second]
     assert w.host.counters.duplicates >= 1
     assert first.duration_ms == 900
+
+
+def mcu_in_session(caps: Capabilities | None = None, heartbeat_ms: int = 1000) -> McuProtocol:
+    mcu = McuProtocol(caps)
+    mcu.reset(0.0)
+    mcu.data_to_send(now=0.0)  # BOOT
+    mcu.receive_data(encode_frame(encode_message(Hello(heartbeat_ms=heartbeat_ms), 0)), 0.0)
+    mcu.data_to_send(now=0.0)  # HELLO_REPLY
+    assert mcu.in_session
+    return mcu
+
+
+def test_unacknowledged_inputs_are_sent_again_with_fresh_seqs_in_a_new_session() -> None:
+    mcu = mcu_in_session()
+    event = mcu.send_input(InputKind.SHORT_PRESS, 0.1)
+    (first,) = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.1))]
+    assert first.msg == event
+    mcu.receive_data(encode_frame(encode_message(Hello(), 1)), 0.2)  # the host reconnects
+    again = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.2))]
+    assert [type(p.msg) for p in again] == [HelloReply, InputEvent]
+    assert again[1].msg == event and again[1].seq != first.seq
+    assert Flag.RETX not in again[1].flags
+
+
+def test_an_input_not_acknowledged_within_5_s_is_dropped() -> None:
+    mcu = mcu_in_session(heartbeat_ms=10_000)  # no heartbeat or dead link in this window
+    mcu.send_input(InputKind.LONG_PRESS, 0.0)
+    assert [type(m) for m in frames(mcu.data_to_send(now=0.0))] == [InputEvent]
+    deadline = mcu.next_deadline()
+    assert deadline is not None and deadline <= 5.0 + 1e-3
+    mcu.handle_timeout(5.01)
+    assert mcu.counters.inputs_expired == 1
+    assert frames(mcu.data_to_send(now=5.01)) == []  # no retransmission of the expired event
+    mcu.receive_data(encode_frame(encode_message(Hello(), 1)), 5.1)  # nor in a new session
+    assert [type(m) for m in frames(mcu.data_to_send(now=5.1))] == [HelloReply]
+
+
+def test_the_mcu_keeps_only_the_newest_16_unacknowledged_inputs() -> None:
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    for i in range(MAX_INPUTS + 4):  # pressed before any host is there
+        mcu.send_input(InputKind.SHORT_PRESS, 0.0, duration_ms=i)
+    assert mcu.counters.inputs_dropped == 4
+    mcu.receive_data(encode_frame(encode_message(Hello(), 0)), 0.1)
+    sent = [m for m in frames(mcu.data_to_send(now=0.1)) if isinstance(m, InputEvent)]
+    assert [m.duration_ms for m in sent] == list(range(4, MAX_INPUTS + 4))
+
+
+@pytest.mark.parametrize(
+    ("caps", "msg"),
+    [
+        (Capabilities(servo=False), SetPose(100)),
+        (Capabilities(buzzer=False), Tone(880, 100)),
+        (Capabilities(display_w=0, display_h=0), ShowText(Face.HAPPY, "hi")),
+    ],
+)
+def test_a_command_the_hardware_cannot_do_is_nacked_unsupported(
+    caps: Capabilities, msg: Message
+) -> None:
+    mcu = mcu_in_session(caps)
+    assert mcu.receive_data(encode_frame(encode_message(msg, 7)), 0.1) == []
+    assert frames(mcu.data_to_send(now=0.1)) == [Nack(7, NackReason.UNSUPPORTED)]
+    assert mcu.figurine == McuProtocol().figurine and mcu.tones == []
+
+
+def test_a_flood_of_commands_keeps_only_the_newest_answers() -> None:
+    mcu = mcu_in_session()
+    for seq in range(1, 101):  # nothing is pulled from the MCU meanwhile
+        mcu.receive_data(encode_frame(encode_message(SetGlow(seq % 256, 0, 0), seq)), 0.1)
+    assert mcu.control_queue_len == MAX_CONTROL
+    assert mcu.counters.control_dropped == 100 - MAX_CONTROL
+    answers = frames(mcu.data_to_send(now=0.1))
+    assert answers == [Ack(seq) for seq in range(101 - MAX_CONTROL, 101)]
 
 
 def test_status_and_logs_reach_the_host() -> None:
