@@ -12,9 +12,11 @@ from firmware_bridge.core.framing import FrameDecoder, encode_frame
 from firmware_bridge.core.messages import (
     Ack,
     Animation,
+    Boot,
     Capabilities,
     Face,
     Flag,
+    Heartbeat,
     Hello,
     HelloReply,
     InputEvent,
@@ -48,6 +50,7 @@ from firmware_bridge.core.protocol import (
     HostState,
     HostTrigger,
     Incompatible,
+    InputDelivered,
     InputReceived,
     LogReceived,
     McuProtocol,
@@ -156,6 +159,49 @@ def test_version_mismatch_is_reported_and_nothing_is_commanded() -> None:
     w.run(5.0)  # asks again every 5 s (the firmware may be re-flashed), reports only once
     assert len([m for m in w.sent_to_mcu if isinstance(m, Hello)]) == hellos + 1
     assert len([e for e in w.host_events if isinstance(e, Incompatible)]) == 1
+
+
+def test_a_reply_to_another_hello_is_ignored() -> None:
+    host = HostProtocol()
+    host.reset(0.0)
+    (hello,) = [decode_packet(p) for p in FrameDecoder().feed(host.data_to_send(now=0.0))]
+    stale = HelloReply(reply_to=(hello.seq + 5) & 0xFFFF)
+    assert host.receive_data(encode_frame(encode_message(stale, 0, sender=Role.MCU)), 0.1) == []
+    assert host.state is HostState.HANDSHAKING and host.counters.unexpected == 1
+
+
+def test_a_boot_while_handshaking_repeats_the_hello_at_once() -> None:
+    host = HostProtocol()
+    host.reset(0.0)
+    (hello,) = [decode_packet(p) for p in FrameDecoder().feed(host.data_to_send(now=0.0))]
+    assert not host.wants_write  # the next try would be 0.25 s later
+    host.receive_data(encode_frame(encode_message(Boot(), 0, sender=Role.MCU)), 0.05)
+    assert host.wants_write
+    (again,) = [decode_packet(p) for p in FrameDecoder().feed(host.data_to_send(now=0.05))]
+    assert (again.msg, again.seq, Flag.RETX in again.flags) == (hello.msg, hello.seq, True)
+
+
+def test_a_restarted_host_is_not_mistaken_for_duplicates() -> None:
+    # a new host process counts from 0 again: its HELLO must clear the MCU's duplicate window
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    for now, glow in ((0.0, SetGlow(1, 1, 1)), (1.0, SetGlow(2, 2, 2))):
+        mcu.receive_data(encode_frame(encode_message(Hello(), 0)), now)
+        mcu.receive_data(encode_frame(encode_message(glow, 1)), now)
+        assert frames(mcu.data_to_send(now=now))[-1] == Ack(1)
+        assert mcu.figurine.glow == glow
+
+
+def test_the_mcu_adopts_the_heartbeat_the_host_announces() -> None:
+    mcu = McuProtocol()  # its own default would be 1 s
+    mcu.reset(0.0)
+    events = mcu.receive_data(encode_frame(encode_message(Hello(heartbeat_ms=200), 0)), 0.0)
+    assert events == [SessionStarted(0.2, 1)]
+    mcu.data_to_send(now=0.0)
+    assert mcu.next_deadline() == pytest.approx(0.2)  # its own heartbeat
+    mcu.handle_timeout(0.2)
+    assert frames(mcu.data_to_send(now=0.2)) == [Heartbeat()]
+    assert mcu.handle_timeout(0.71) == [SessionEnded("no frame from the host for 0.7 s")]
 
 
 def test_reflashed_mcu_is_accepted_on_the_next_hello() -> None:
@@ -596,6 +642,17 @@ def test_a_flood_of_commands_keeps_only_the_newest_answers() -> None:
     assert mcu.counters.control_dropped == 100 - MAX_CONTROL
     answers = frames(mcu.data_to_send(now=0.1))
     assert answers == [Ack(seq) for seq in range(101 - MAX_CONTROL, 101)]
+
+
+def test_the_host_acknowledges_each_input_event() -> None:
+    w = connected_wire()
+    event = w.mcu.send_input(InputKind.TOUCH, w.now)
+    w.run(0.05)
+    (received,) = [e for e in w.host_events if isinstance(e, InputReceived)]
+    assert received.event == event
+    assert Ack(received.seq) in w.sent_to_mcu
+    assert InputDelivered(received.seq) in w.mcu_events
+    assert w.mcu.counters.retransmits == 0
 
 
 def test_status_and_logs_reach_the_host() -> None:
