@@ -443,7 +443,7 @@ class SerialLink:
         now = self._loop.time()
         self.counters.bytes_in += len(data)
         if self.raw_tap is not None:
-            self.raw_tap("rx", time.time(), data)
+            self._call(self.raw_tap, "rx", time.time(), data)
         if self.tap is not None:
             self._tap_frames("rx", data)
         self._dispatch(self.protocol.receive_data(data, now))
@@ -490,7 +490,7 @@ class SerialLink:
             if self._bucket is not None:
                 self._bucket.consume(len(data), now)
             if self.raw_tap is not None:
-                self.raw_tap("tx", time.time(), data)
+                self._call(self.raw_tap, "tx", time.time(), data)
             if self.tap is not None:
                 self._tap_frames("tx", data)
             if not self._write(data):
@@ -617,7 +617,7 @@ class SerialLink:
                     self._set_state(LinkState.HANDSHAKING)
                     self._emit_status(False, str(getattr(event, "reason", "")))
             if self.on_event is not None:
-                self.on_event(event)
+                self._call(self.on_event, event)
 
     def _tap_frames(self, direction: Direction, data: bytes) -> None:
         assert self.tap is not None
@@ -626,9 +626,9 @@ class SerialLink:
             try:
                 seq, msg = decode_message(payload)
             except BridgeError:
-                self.tap(direction, wall, None, payload)
+                self._call(self.tap, direction, wall, None, payload)
             else:
-                self.tap(direction, wall, seq, msg)
+                self._call(self.tap, direction, wall, seq, msg)
 
     def _set_state(self, state: LinkState) -> None:
         if state is self.state:
@@ -649,7 +649,16 @@ class SerialLink:
         else:
             log.warning("link %s down: %s", self.url, detail)
         if self.on_status is not None:
-            self.on_status(LinkStatus(link=self.name, up=up, peer=self.url, detail=detail))
+            status = LinkStatus(link=self.name, up=up, peer=self.url, detail=detail)
+            self._call(self.on_status, status)
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run an application callback; one that raises is logged, never allowed to abort the
+        read, write or timer callback it runs in (that would lose bytes or the next timer)."""
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("link %s: callback %r failed", self.url, callback)
 
     def _note_error(self, message: str) -> None:
         if message != self.last_error:

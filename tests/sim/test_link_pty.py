@@ -385,3 +385,38 @@ def test_a_write_attempt_on_an_unplugged_port_is_a_port_loss_not_a_loop_error(ru
         assert errors == []
 
     run(main())
+
+
+def test_callbacks_that_raise_do_not_wedge_the_link(run: Run) -> None:
+    # an application callback raising inside the link's timer used to skip rearming the timer:
+    # after a dead link the HELLO was never sent again and the link stayed down for good
+    async def main() -> None:
+        def broken(_arg: object, *_rest: object) -> None:
+            raise RuntimeError("a bug in the application's callback")
+
+        timing = Timing(heartbeat_s=0.1)
+        async with SimulatedMcu(timing=timing) as mcu:
+            host = HostProtocol(timing)
+            link = SerialLink(
+                str(mcu.path),
+                115200,
+                host,
+                on_event=broken,
+                on_status=broken,
+                tap=broken,
+                raw_tap=broken,
+                reopen_after=0.3,
+            )
+            async with link:
+                paint(host, 6)
+                link.wakeup()
+                await mcu.wait_until(in_sync(mcu, host), timeout=5)
+                mcu.stall(1.0)
+                await mcu.wait_until(lambda: not mcu.stalled, timeout=5)
+                await link.wait_up(timeout=5)
+                assert host.counters.dead_links >= 1
+                paint(host, 7)
+                link.wakeup()
+                await mcu.wait_until(in_sync(mcu, host), timeout=5)
+
+    run(main())
