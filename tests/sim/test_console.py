@@ -287,3 +287,25 @@ def test_an_overlong_request_is_answered_not_left_to_crash_the_handler(
         assert errors == []
 
     run(main())
+
+
+def test_silent_mcu_with_send_is_a_clear_error(run: Run, tmp_path: Path) -> None:
+    """--send waits for the handshake; a port where no MCU answers gets a clear error."""
+    from hw_sim.pty import VirtualSerialPort
+
+    async def main() -> tuple[int, str, str]:
+        port = VirtualSerialPort(tmp_path / "silent")
+        port.plug()
+        try:
+            return await console(
+                *("--port", str(port.path), "--socket", str(tmp_path / "x.sock")),
+                *("--send", "glow 1 2 3", "--connect-timeout", "0.3"),
+            )
+        finally:
+            port.unplug()
+
+    code, _out, err = run(main())
+    assert code == 2, err
+    assert err.startswith("skelly: error: the MCU on ")
+    assert "did not answer the handshake" in err
+    assert "Traceback" not in err
