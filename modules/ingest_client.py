@@ -261,21 +261,21 @@ class IngestClient:
 
     async def send(self, event: dict[str, Any]) -> int:
         """Queue one event (assigning ``seq`` if it has none); waits while the buffer is full."""
-        seq, event = self._numbered(event)
-        if event is None:
+        seq, numbered = self._numbered(event)
+        if numbered is None:
             return seq  # already sent: a replayed input line
         while len(self.unacked) >= self.max_buffer:
             self._raise_failure()
             self._changed.clear()
             await self._changed.wait()
-        self._queue(seq, orjson.dumps(event))
+        self._queue(seq, orjson.dumps(numbered))
         return seq
 
     def send_nowait(self, event: dict[str, Any]) -> int:
         """Like :meth:`send` but never waits (the buffer may exceed ``max_buffer``)."""
-        seq, event = self._numbered(event)
-        if event is not None:
-            self._queue(seq, orjson.dumps(event))
+        seq, numbered = self._numbered(event)
+        if numbered is not None:
+            self._queue(seq, orjson.dumps(numbered))
         return seq
 
     def _numbered(self, event: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:

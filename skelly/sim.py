@@ -11,7 +11,6 @@ the host, Storage's windows and Analysis), so a work day plays in minutes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import secrets
 import tempfile
@@ -117,13 +116,12 @@ async def run(
 ) -> int:
     """Run the simulator until ``stop`` is set or ``opts.duration`` seconds have passed."""
     check_options(opts)
-    with contextlib.ExitStack() as stack:
-        if opts.state_dir:
-            state_dir = await asyncio.to_thread(_make_dir, opts.state_dir)
-        else:
-            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="skelly-sim-")))
-        return await _run(config, opts, state_dir, say, stop or asyncio.Event())
-    raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows)
+    stop = stop or asyncio.Event()
+    if opts.state_dir:
+        state_dir = await asyncio.to_thread(_make_dir, opts.state_dir)
+        return await _run(config, opts, state_dir, say, stop)
+    with tempfile.TemporaryDirectory(prefix="skelly-sim-") as tmp:
+        return await _run(config, opts, Path(tmp), say, stop)
 
 
 def _make_dir(path: str) -> Path:

@@ -181,7 +181,7 @@ class Session:
             _watch_stdin(loop, self.command, stdin_done)
         else:
             stdin_done.set()
-        waiters = [asyncio.ensure_future(self.done.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.done.wait())]
         if self.duration is None and self.count is None:
             # interactive: stop at end of input (after a moment for replies to arrive)
             waiters.append(asyncio.ensure_future(_linger_after(stdin_done, 1.0)))
