@@ -515,9 +515,13 @@ class Storage(Module):
         due_k = math.floor((now - cfg.window_grace_s) / every + 1e-9)
         if self._next_k is None:
             self._next_k = due_k
-        if due_k < self._next_k:
-            return []
         max_catchup = max(1, math.ceil(cfg.window_s / every))
+        if due_k < self._next_k:
+            if self._next_k - due_k <= max_catchup:
+                return []
+            # the clock stepped back (event time now follows a host whose clock is behind the
+            # Pi's, or the clock was set back): start the grid again from now
+            self._next_k = due_k
         if due_k - self._next_k >= max_catchup:
             # the clock jumped (suspend, clock step): emit only the last few windows
             self._next_k = due_k - max_catchup + 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -17,8 +16,9 @@ from firmware_bridge.debug import default_socket_path
 from modules.ai import AI
 from modules.analysis import AnalysisEngine
 from modules.base import Module
-from modules.data_capture import DataCapture
+from modules.data_capture import DataCapture, EventSink
 from modules.event_bus import EventBusModule
+from modules.event_clock import HostTimeFollower, ObservingSink
 from modules.figurine import CuteFigurine
 from modules.gamification import Gamification
 from modules.orchestrator import Orchestrator
@@ -29,22 +29,30 @@ from skelly.config import Config
 def build_modules(
     config: Config,
     *,
-    event_clock: Callable[[], float] = time.time,
+    event_clock: Callable[[], float] | None = None,
     event_sleep: Callable[[float], Awaitable[None]] | None = None,
     token: str | None = None,
 ) -> list[Module]:
     """The eight modules in dependency (start) order, wired to each other.
 
-    ``event_clock``/``event_sleep`` give event time to Storage's windows (a SimClock's in the
-    simulator); ``token`` overrides the ingest token file (the simulator makes a fresh one).
+    Event time for Storage's windows follows the hosts' timestamps (``HostTimeFollower``, fed
+    by every committed batch) unless ``event_clock``/``event_sleep`` are given (the simulator
+    passes its SimClock's); ``token`` overrides the ingest token file.
     """
     state = config.state_dir()
-    storage = Storage(config.storage, state, clock=event_clock, sleep=event_sleep)
+    sink: EventSink
+    if event_clock is None:
+        follower = HostTimeFollower()
+        storage = Storage(config.storage, state, clock=follower.now, sleep=event_sleep)
+        sink = ObservingSink(storage, follower.observe)
+    else:
+        storage = Storage(config.storage, state, clock=event_clock, sleep=event_sleep)
+        sink = storage
     return [
         EventBusModule(),
         Orchestrator(config.orchestrator),
         storage,
-        DataCapture(config.ingest, sink=storage, state_dir=state, token=token),
+        DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
         AnalysisEngine(config.analysis),
         Gamification(config.gamification),
         AI(config.ai),

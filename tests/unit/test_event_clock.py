@@ -1,0 +1,125 @@
+"""Event time follows the host's clock: windows hold the host's events even when the Pi's wall
+clock is hours off (a Pi without RTC or NTP), which the Pi's own clock cannot do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from bus import Bus, Envelope, ModuleRegistry
+from bus.messages import EventBatch
+from modules.data_capture import DataCapture, IngestConfig
+from modules.event_clock import HostTimeFollower, ObservingSink
+from modules.ingest_client import IngestClient
+from modules.storage import Storage, StorageConfig
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+TOKEN = "event-clock-test-token-0123456789abcdefghij"
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.t = 500.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_follower_uses_the_wall_clock_until_a_host_speaks() -> None:
+    mono = FakeMonotonic()
+    clock = HostTimeFollower(fallback=lambda: 1000.0, monotonic=mono)
+    assert clock.now() == 1000.0 and not clock.following
+    clock.observe(5000.0)  # host is far ahead of the Pi's idea of the time
+    assert clock.following and clock.now() == 5000.0
+    mono.t += 12.5
+    assert clock.now() == 5012.5  # advances on the monotonic clock between batches
+
+
+def test_follower_ignores_a_lone_bogus_timestamp_and_old_resends() -> None:
+    mono = FakeMonotonic()
+    clock = HostTimeFollower(fallback=lambda: 0.0, monotonic=mono)
+    for i in range(10):
+        mono.t += 1.0
+        clock.observe(2000.0 + i)
+    assert abs(clock.now() - 2009.0) < 1e-9
+    clock.observe(4_000_000_000.0)  # a far-future stamp
+    clock.observe(100.0)  # an old event resent after a reconnect
+    assert abs(clock.now() - 2009.0) < 1.0
+
+
+def test_follower_holds_jitter_but_follows_a_real_step_back() -> None:
+    mono = FakeMonotonic()
+    clock = HostTimeFollower(fallback=lambda: 0.0, monotonic=mono, keep=1)
+    clock.observe(3000.0)
+    first = clock.now()
+    clock.observe(2999.6)  # a slower delivery: jitter
+    assert clock.now() == first
+    clock.observe(2000.0)  # the host's clock was set back
+    assert clock.now() == 2000.0
+
+
+def test_storage_regrids_its_windows_when_the_clock_steps_back(tmp_path: Path) -> None:
+    cfg = StorageConfig(window_s=30.0, emit_every_s=10.0, window_grace_s=1.0)
+    storage = Storage(cfg, tmp_path / "db", clock=lambda: 0.0)
+    storage.start_windows(now=10_000.0)
+    assert [b.window_end for b in storage.emit_due(now=10_011.0)] == [10_000.0, 10_010.0]
+    assert storage.emit_due(now=10_005.0) == []  # a small step back: nothing twice
+    stepped = storage.emit_due(now=2_000.5 + 1.0)  # 8000 s back: grid starts again
+    assert [b.window_end for b in stepped] == [2_000.0]
+    assert [b.window_end for b in storage.emit_due(now=2_011.0)] == [2_010.0]
+
+
+async def _windows_with_host_behind(tmp_path: Path, follow: bool) -> list[EventBatch]:
+    """Host clock 2 h behind the Pi: stream 4 s of typing, collect the windows."""
+    cfg = StorageConfig(
+        window_s=3.0,
+        emit_every_s=1.0,
+        window_grace_s=0.3,
+        commit_max_wait_s=0.0,
+        aggregate_bucket_s=60.0,
+    )
+    follower = HostTimeFollower()
+    storage = Storage(cfg, tmp_path / "db", clock=follower.now if follow else time.time)
+    bus = Bus(ModuleRegistry())
+    batches: list[EventBatch] = []
+
+    def on_batch(env: Envelope) -> None:
+        assert isinstance(env.payload, EventBatch)
+        batches.append(env.payload)
+
+    bus.subscribe(on_batch, types=EventBatch)
+    sink = ObservingSink(storage, follower.observe)
+    capture = DataCapture(IngestConfig(port=0, max_events_per_s=0), sink=sink, token=TOKEN)
+    await storage.start(bus)
+    await capture.start(bus)
+    client = IngestClient(f"127.0.0.1:{capture.port}", TOKEN, host_id="h", session_id="s")
+    await client.start()
+    skew = -7200.0
+    start = time.monotonic()
+    while time.monotonic() - start < 4.0:
+        await client.send({"kind": "key", "ts": time.time() + skew, "correction": False})
+        await asyncio.sleep(0.02)
+    await client.flush(timeout=10)
+    await asyncio.sleep(1.5)  # let the last windows close
+    await client.close()
+    await capture.stop()
+    await storage.stop()
+    await bus.aclose()
+    return batches
+
+
+def test_windows_follow_a_host_clock_hours_away_from_the_pi(run: Run, tmp_path: Path) -> None:
+    batches = run(_windows_with_host_behind(tmp_path / "follow", follow=True))
+    full = [b for b in batches if len(b.events) >= 50]
+    assert len(full) >= 2, [len(b.events) for b in batches]
+    # the windows are cut on the host's time line, 2 h behind the Pi's
+    assert all(abs(b.window_end - (time.time() - 7200)) < 60 for b in full)
+
+
+def test_the_pis_own_clock_would_leave_those_windows_empty(run: Run, tmp_path: Path) -> None:
+    batches = run(_windows_with_host_behind(tmp_path / "pi", follow=False))
+    assert batches, "windows are still emitted on the Pi's clock"
+    assert all(len(b.events) == 0 for b in batches), [len(b.events) for b in batches]
