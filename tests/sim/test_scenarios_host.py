@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ def test_simulated_host_drives_the_pipeline_to_the_scripted_state_change(
 
     async def main() -> tuple[list[Envelope], int, int]:
         clock = SimClock(SPEED, start=sc.start - 1.0)
+        # check the timing now: the modules and the connection below may take longer than
+        # the 60 s (1 s real) late-start allowance on a loaded machine; late events are then
+        # sent at once, and the windows are cut on event time, so nothing else changes
+        not_yet_connected = IngestClient("127.0.0.1:9", TOKEN, host_id="sim-host", session_id="-")
+        host = SimulatedHost(sc, clock, not_yet_connected)
+        host.check_timing()
         bus = Bus()
         got: list[Envelope] = []
         bus.subscribe(got.append, types=[AnalysisComplete, StateChange, EventBatch], maxsize=4096)
@@ -67,8 +74,8 @@ def test_simulated_host_drives_the_pipeline_to_the_scripted_state_change(
             f"127.0.0.1:{capture.port}", TOKEN, host_id="sim-host", session_id="sim-1"
         )
         await client.start()
-        await client.wait_connected(timeout=5.0)
-        host = SimulatedHost(sc, clock, client)
+        await client.wait_connected(timeout=30.0)
+        host.client = client
         sent = await host.run_until_end()
         await client.flush(timeout=10.0)
         await clock.sleep(storage_config.window_grace_s + 15.0)  # let the last windows close
@@ -118,15 +125,63 @@ def test_stream_scenario_delivers_every_event_durably(run: Run, tmp_path: Path) 
     sc = scenario("idle", seed=2, start=1_764_230_400.0)
 
     async def main() -> tuple[int, int]:
-        clock = SimClock(600.0, start=sc.start)  # 21 minutes in about 2 s
         bus = Bus()
         storage = Storage(compressed_storage_config(StorageConfig(), 600.0), tmp_path)
         capture = DataCapture(IngestConfig(host="127.0.0.1", port=0), sink=storage, token=TOKEN)
         await storage.start(bus)
         await capture.start(bus)
+        # the clock starts with the stream (at 600x the 60 s late-start allowance is 100 ms of
+        # real time: starting it before the modules made this fail on a loaded machine)
+        clock = SimClock(600.0, start=sc.start)  # 21 minutes in about 2 s
         stats = await stream_scenario(
-            sc, clock, f"127.0.0.1:{capture.port}", TOKEN, connect_timeout=5.0
+            sc, clock, f"127.0.0.1:{capture.port}", TOKEN, connect_timeout=30.0
         )
+        stored = await storage.resume_point("sim-host", "sim-1")
+        await capture.stop()
+        await storage.stop()
+        await bus.aclose()
+        return stats.sent, stored
+
+    sent, stored = run(main())
+    assert sent == stored == len(sc.events)
+
+
+class _SlowHello:
+    """An EventSink in front of Storage whose hello (resume_point) takes ``jump`` seconds of the
+    clock's real-time source: a connection that is slow on a slow machine, made deterministic."""
+
+    def __init__(self, sink: Storage, on_hello: Callable[[], None]) -> None:
+        self.sink = sink
+        self.on_hello = on_hello
+
+    async def commit(self, events: Any) -> int:
+        return await self.sink.commit(events)
+
+    async def resume_point(self, host_id: str, session_id: str) -> int:
+        self.on_hello()
+        return await self.sink.resume_point(host_id, session_id)
+
+
+def test_a_slow_connection_is_not_mistaken_for_a_scenario_in_the_past(
+    run: Run, tmp_path: Path
+) -> None:
+    sc = scenario("idle", seed=3, start=1_764_230_400.0)
+    jump = [0.0]
+
+    async def main() -> tuple[int, int]:
+        bus = Bus()
+        storage = Storage(compressed_storage_config(StorageConfig(), 600.0), tmp_path)
+        sink = _SlowHello(storage, lambda: jump.__setitem__(0, 3600.0))
+        capture = DataCapture(IngestConfig(host="127.0.0.1", port=0), sink=sink, token=TOKEN)
+        await storage.start(bus)
+        await capture.start(bus)
+        # the connect "takes" an hour of the clock's real time (600 h of event time): every
+        # event is due at once, and the host sends them rather than refusing the scenario
+        clock = SimClock(600.0, start=sc.start, monotonic=lambda: time.monotonic() + jump[0])
+        stats = await stream_scenario(
+            sc, clock, f"127.0.0.1:{capture.port}", TOKEN, connect_timeout=30.0
+        )
+        assert jump[0] == 3600.0  # the hello happened (the jump is in force)
         stored = await storage.resume_point("sim-host", "sim-1")
         await capture.stop()
         await storage.stop()
