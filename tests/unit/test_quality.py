@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = ["bus", "modules", "firmware_bridge", "hw_sim", "skelly", "tests", "bench", "setup.py"]
+CODE = ["bus", "modules", "firmware_bridge", "hw_sim", "skelly", "tests", "bench"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
