@@ -1,4 +1,4 @@
-"""Bus errors (kept out of the compiled modules: mypyc cannot subclass built-in exceptions)."""
+"""Bus errors."""
 
 from __future__ import annotations
 
