@@ -1,9 +1,5 @@
 """Skelly-Jelly message bus: typed envelopes, priority lanes, delivery modes, health registry."""
 
-from bus import _compiled
-
-_compiled.choose()  # before the hot modules are imported: compiled copy only if it is fresh
-
 from bus.envelope import Envelope, Priority
 from bus.errors import BusClosedError, BusError, BusNotBoundError
 from bus.messages import FocusState, Message, ModuleId, ModuleStatus
