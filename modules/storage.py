@@ -37,7 +37,9 @@ import logging
 import math
 import os
 import sqlite3
+import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +230,23 @@ def bucket_stats(events: Sequence[RawEvent]) -> dict[str, Any]:
     }
 
 
+class _HostClock:
+    """One host's clock as seen through its committed batches: a steady clock plus the median
+    offset of the newest timestamp of its last ``keep`` batches (as
+    :class:`modules.event_clock.HostTimeFollower`, but per host)."""
+
+    def __init__(self, keep: int = 31) -> None:
+        self._offsets: deque[float] = deque(maxlen=keep)
+        self._offset = 0.0
+
+    def observe(self, ts: float, steady: Clock) -> None:
+        self._offsets.append(ts - steady())
+        self._offset = statistics.median(self._offsets)
+
+    def now(self, steady: Clock) -> float:
+        return steady() + self._offset
+
+
 class Storage(Module):
     """The durable store; implements DataCapture's ``EventSink`` (``commit``/``resume_point``)."""
 
@@ -240,16 +259,22 @@ class Storage(Module):
         *,
         clock: Clock = time.time,
         sleep: Sleep | None = None,
+        steady: Clock = time.monotonic,
     ) -> None:
         """``path`` is the database file or the directory to keep it in (``config.filename``
         inside).  ``clock`` gives EVENT time (host wall-clock seconds; a SimClock's ``now`` in the
         simulator); ``sleep(seconds)`` waits that many seconds of the same clock (default
-        ``asyncio.sleep``; pass the SimClock's sleep with time compression)."""
+        ``asyncio.sleep``; pass the SimClock's sleep with time compression).  ``steady`` is a
+        clock that never jumps (default ``time.monotonic``; a fake clock in tests): each host's
+        own clock, which the retention measures ages on, is estimated as ``steady()`` plus an
+        offset from its timestamps."""
         super().__init__()
         self.config = config or StorageConfig()
         self._path_arg = path
         self.clock = clock
         self._sleep: Sleep = sleep or asyncio.sleep
+        self._steady = steady
+        self._host_clocks: dict[str, _HostClock] = {}
         self._writer: Writer | None = None
         self._lock_fd: int | None = None
         self.open_result: OpenResult | None = None
@@ -381,6 +406,7 @@ class Storage(Module):
             ) from exc
         self.events_total += len(new)
         self.last_commit_ts = self.clock()
+        self._observe_hosts(events)
         if new and self._windowing:
             self._buffer_new(new)
         return len(new)
@@ -430,39 +456,101 @@ class Storage(Module):
         return await self._require_writer().call(delete)
 
     # -- retention --------------------------------------------------------------------------------
+    def _observe_hosts(self, events: Sequence[RawEvent]) -> None:
+        """Feed each host's clock estimate with the newest timestamp of its committed batch."""
+        steady = self._steady
+        first, last = events[0], events[-1]
+        if first.host_id == last.host_id:  # DataCapture commits one connection's batch
+            newest = {last.host_id: last.ts}
+        else:
+            newest = {}
+            for ev in events:
+                newest[ev.host_id] = ev.ts
+        for host, ts in newest.items():
+            clock = self._host_clocks.get(host)
+            if clock is None:
+                clock = self._host_clocks[host] = _HostClock()
+            clock.observe(ts, steady)
+
+    def host_now(self, host_id: str) -> float | None:
+        """The estimate of ``host_id``'s own clock (None before anything of it was seen)."""
+        clock = self._host_clocks.get(host_id)
+        return None if clock is None else clock.now(self._steady)
+
+    async def _raw_cutoffs(self, now: float | None) -> dict[str | None, tuple[float, float]]:
+        """Per host: delete its raw events stamped before/after these (None = every host)."""
+        keep = self.config.raw_retention_hours * 3600.0
+        if now is not None:
+            return {None: (now - keep, now + keep)}
+        known = set(self._host_clocks)
+
+        def unknown_hosts(db: Database) -> dict[str, float]:
+            seeds = {}
+            for host in db.hosts_with_events():
+                if host not in known:
+                    recent = db.recent_ts(host)
+                    if recent:
+                        seeds[host] = statistics.median(recent)
+            return seeds
+
+        # hosts stored before this start: their newest timestamps are a lower bound of their
+        # clock (time has only passed since), robust to a few mis-stamped events
+        seeds = await self._require_writer().call(unknown_hosts)
+        steady = self._steady
+        for host, ts in seeds.items():
+            self._host_clocks.setdefault(host, _HostClock()).observe(ts, steady)
+        floor = self.clock()
+        cutoffs: dict[str | None, tuple[float, float]] = {}
+        for host, clock in self._host_clocks.items():
+            host_now = clock.now(steady)
+            # old only if old by the host's own clock AND by event time; ahead only if ahead
+            # of both: another host's wrong clock never deletes this host's fresh events
+            cutoffs[host] = (min(floor, host_now) - keep, max(floor, host_now) + keep)
+        return cutoffs
+
     async def purge(self, now: float | None = None) -> tuple[int, int]:
         """Delete raw events older than the raw retention and aggregates/state segments older
-        than the aggregate retention (relative to ``now``, default the clock).  Returns
-        (events deleted, aggregate rows deleted).  Runs in chunks so commits interleave."""
-        now = self.clock() if now is None else now
+        than the aggregate retention; returns (events deleted, aggregate rows deleted).  Runs in
+        chunks so commits interleave; then hands the free pages back to the filesystem and
+        checkpoints, so nothing purged stays readable in the database file or its WAL.
+
+        A raw event's age is measured on its own host's clock (estimated from the timestamps of
+        its committed batches, like event time) with event time (``clock``) as a floor: it is
+        deleted only when older than ``raw_retention_hours`` by both, or stamped that much ahead
+        of both.  ``now`` replaces every clock (tools, tests)."""
         writer = self._require_writer()
-        raw_keep = self.config.raw_retention_hours * 3600.0
-        raw_cutoff = now - raw_keep
-        # an event stamped further ahead than the retention period is mis-stamped (a host
-        # clock far off): it must not escape retention by sitting in the future
-        future_cutoff = now + raw_keep
-        agg_cutoff = now - self.config.aggregate_retention_days * 86400.0
+        cutoffs = await self._raw_cutoffs(now)
+        floor = self.clock() if now is None else now
+        raw_cutoff = floor - self.config.raw_retention_hours * 3600.0
+        agg_cutoff = floor - self.config.aggregate_retention_days * 86400.0
         limit = 5000
-
-        def chunk(db: Database) -> int:
-            with db.transaction():
-                return db.purge_events(raw_cutoff, limit, future_cutoff)
-
         deleted = 0
-        while True:
-            n = await writer.call(chunk)
-            deleted += n
-            if n < limit:
-                break
+        for host, (before, after) in cutoffs.items():
+
+            def chunk(
+                db: Database, host: str | None = host, b: float = before, a: float = after
+            ) -> int:
+                with db.transaction():
+                    return db.purge_events(b, limit, a, host)
+
+            while True:
+                n = await writer.call(chunk)
+                deleted += n
+                if n < limit:
+                    break
 
         def rest(db: Database) -> int:
             with db.transaction():
                 n = db.purge_aggregates(agg_cutoff)
-            free, pages = db.conn.execute(
-                "SELECT freelist_count, page_count FROM pragma_freelist_count, pragma_page_count"
-            ).fetchone()
-            if free > 256 and free * 4 > pages:
-                db.incremental_vacuum(free)
+            freed = db.incremental_vacuum()
+            if deleted or n or freed:
+                busy, _, _ = db.checkpoint("TRUNCATE")
+                if busy:
+                    log.warning(
+                        "retention purge: a reader kept the WAL from being checkpointed; "
+                        "purged pages stay in %s-wal until the next checkpoint",
+                        db.path.name,
+                    )
             return int(n)
 
         agg_deleted = await writer.call(rest)
@@ -479,6 +567,10 @@ class Storage(Module):
 
     # -- windows ----------------------------------------------------------------------------------
     def _buffer_new(self, new: Sequence[RawEvent]) -> None:
+        # a clock that stepped back since the last window (the first host seen is behind the
+        # Pi's wall clock) must move the grid before the horizon check, or the events committed
+        # until the next window tick would be older than the old grid's horizon and left out
+        self._regrid_if_stepped_back(self.clock())
         horizon = self._horizon()
         buf = self._buffer
         for ev in new:
@@ -515,13 +607,10 @@ class Storage(Module):
         due_k = math.floor((now - cfg.window_grace_s) / every + 1e-9)
         if self._next_k is None:
             self._next_k = due_k
-        max_catchup = max(1, math.ceil(cfg.window_s / every))
+        max_catchup = self._max_catchup()
+        self._regrid_if_stepped_back(now)
         if due_k < self._next_k:
-            if self._next_k - due_k <= max_catchup:
-                return []
-            # the clock stepped back (event time now follows a host whose clock is behind the
-            # Pi's, or the clock was set back): start the grid again from now
-            self._next_k = due_k
+            return []
         if due_k - self._next_k >= max_catchup:
             # the clock jumped (suspend, clock step): emit only the last few windows
             self._next_k = due_k - max_catchup + 1
@@ -544,6 +633,20 @@ class Storage(Module):
         if aggregates and self._writer is not None:
             self._background(self._store_aggregates(aggregates), "storing aggregates")
         return batches
+
+    def _max_catchup(self) -> int:
+        return max(1, math.ceil(self.config.window_s / self.config.emit_every_s))
+
+    def _regrid_if_stepped_back(self, now: float) -> None:
+        """The clock stepped back further than the windows in flight (event time now follows a
+        host whose clock is behind the Pi's, or the clock was set back): start the grid again
+        from ``now``.  A smaller step back is left alone (nothing is emitted twice)."""
+        if self._next_k is None:
+            return
+        cfg = self.config
+        due_k = math.floor((now - cfg.window_grace_s) / cfg.emit_every_s + 1e-9)
+        if self._next_k - due_k > self._max_catchup():
+            self._next_k = due_k
 
     def _window(self, start: float, end: float) -> list[EventBatch]:
         evs = sorted((e for e in self._buffer if start <= e.ts < end), key=lambda e: (e.ts, e.seq))

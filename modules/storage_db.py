@@ -556,23 +556,76 @@ class Database:
         return [_row_event(r) for r in rows]
 
     # -- retention --------------------------------------------------------------------------------
-    def purge_events(self, before_ts: float, limit: int = 5000, after_ts: float = math.inf) -> int:
+    def purge_events(
+        self,
+        before_ts: float,
+        limit: int = 5000,
+        after_ts: float = math.inf,
+        host_id: str | None = None,
+    ) -> int:
         """Delete up to ``limit`` raw events stamped before ``before_ts`` or after ``after_ts``
-        (mis-stamped in the future) inside the caller's transaction."""
-        cur = self.conn.execute(
-            "DELETE FROM events WHERE (session, seq) IN "
-            "(SELECT session, seq FROM events WHERE ts < ? OR ts > ? LIMIT ?)",
-            (before_ts, after_ts, limit),
-        )
+        (mis-stamped in the future) inside the caller's transaction; only ``host_id``'s events
+        when given (each host's age is measured on its own clock)."""
+        if host_id is None:
+            cur = self.conn.execute(
+                "DELETE FROM events WHERE (session, seq) IN "
+                "(SELECT session, seq FROM events WHERE ts < ? OR ts > ? LIMIT ?)",
+                (before_ts, after_ts, limit),
+            )
+        else:
+            # "+session": walk the ts index (the old/future ends), not all of the host's rows
+            cur = self.conn.execute(
+                "DELETE FROM events WHERE (session, seq) IN "
+                "(SELECT session, seq FROM events WHERE (ts < ? OR ts > ?) "
+                "AND +session IN (SELECT id FROM sessions WHERE host_id = ?) LIMIT ?)",
+                (before_ts, after_ts, host_id, limit),
+            )
         return cur.rowcount
+
+    def hosts_with_events(self) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT DISTINCT s.host_id FROM sessions s "
+                "WHERE EXISTS (SELECT 1 FROM events e WHERE e.session = s.id)"
+            )
+        ]
+
+    def recent_ts(self, host_id: str, n: int = 31) -> list[float]:
+        """The ``n`` newest timestamps stored for ``host_id`` (newest first)."""
+        return [
+            float(r[0])
+            for r in self.conn.execute(
+                "SELECT ts FROM events WHERE +session IN "
+                "(SELECT id FROM sessions WHERE host_id = ?) ORDER BY ts DESC LIMIT ?",
+                (host_id, n),
+            )
+        ]
 
     def purge_aggregates(self, before_ts: float) -> int:
         a = self.conn.execute("DELETE FROM aggregates WHERE bucket_end < ?", (before_ts,)).rowcount
         s = self.conn.execute("DELETE FROM states WHERE end_ts < ?", (before_ts,)).rowcount
         return a + s
 
-    def incremental_vacuum(self, pages: int = 2000) -> None:
-        self.conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    def free_pages(self) -> tuple[int, int]:
+        """(free pages, pages) of the database file."""
+        free, pages = self.conn.execute(
+            "SELECT freelist_count, page_count FROM pragma_freelist_count, pragma_page_count"
+        ).fetchone()
+        return int(free), int(pages)
+
+    def incremental_vacuum(self, pages: int = 0) -> int:
+        """Hand up to ``pages`` free pages (0 = all of them) back to the filesystem: pages in
+        use at the end of the file move into free slots (overwriting what was left there) and
+        the file is truncated.  Returns how many pages were freed.
+
+        The PRAGMA frees one page per step of its statement; ``Connection.execute`` steps a
+        statement that returns no rows only once, so it would free a single page per call.
+        ``executescript`` steps it to the end (one statement, one transaction)."""
+        before = self.free_pages()[0]
+        if before:
+            self.conn.executescript(f"PRAGMA incremental_vacuum({int(pages)})")
+        return before - self.free_pages()[0]
 
     def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
