@@ -41,3 +41,7 @@ class DecodeError(BridgeError, ValueError):
 
 class ProtocolStateError(BridgeError, RuntimeError):
     """A local call is not allowed in the protocol's current state (a bug in the caller)."""
+
+
+class BaudRateError(BridgeError, ValueError):
+    """A baud rate that is not a positive whole number of bits per second."""

@@ -71,6 +71,9 @@ class NackReason(IntEnum):
     VERSION = 7
 
 
+_NACK_REASONS: dict[int, NackReason] = {int(r): r for r in NackReason}
+
+
 class Face(IntEnum):
     NEUTRAL = 0
     HAPPY = 1
@@ -189,12 +192,20 @@ class Ack(Message):
 
 @dataclass(frozen=True, slots=True)
 class Nack(Message):
+    """``reason`` is a :class:`NackReason`, or the plain ``int`` code for a reason this side does
+    not know (a newer peer, docs/PROTOCOL.md §4.2: such a NACK is final)."""
+
     nacked_seq: int
-    reason: NackReason
+    reason: NackReason | int
 
     def __post_init__(self) -> None:
         _uint(self, "nacked_seq", self.nacked_seq, 16)
-        _enum(self, "reason", self.reason, NackReason)
+        if isinstance(self.reason, NackReason):
+            return
+        _uint(self, "reason", self.reason, 8)
+        known = _NACK_REASONS.get(self.reason)
+        if known is not None:  # Nack(5, 3) is Nack(5, NackReason.BAD_VALUE)
+            object.__setattr__(self, "reason", known)
 
 
 # --------------------------------------------------------------------------- host -> MCU
@@ -291,15 +302,15 @@ class Tone(Message):
     volume: int = 128
 
     def __post_init__(self) -> None:
-        if self.freq_hz != 0:
-            _uint(self, "freq_hz", self.freq_hz, 16, 20)
-            if self.freq_hz > 20000:
-                raise MessageError(f"Tone.freq_hz must be 0 or 20..20000, got {self.freq_hz}")
-            _uint(self, "duration_ms", self.duration_ms, 16, 1)
-        else:
-            _uint(self, "duration_ms", self.duration_ms, 16)
+        # one check with one message for every caller (console, API, decoder): PROTOCOL.md §4.1
+        f = self.freq_hz
+        if type(f) is not int or not (f == 0 or 20 <= f <= 20000):
+            raise MessageError(f"Tone.freq_hz must be 0 (silence) or 20..20000 Hz, got {f!r}")
+        _uint(self, "duration_ms", self.duration_ms, 16)
         if self.duration_ms > 5000:
             raise MessageError(f"Tone.duration_ms must be at most 5000, got {self.duration_ms}")
+        if self.duration_ms == 0 and f != 0:
+            raise MessageError("Tone.duration_ms must be 1..5000 for a tone (0 only with 0 Hz)")
         _uint(self, "volume", self.volume, 8)
 
 
@@ -585,6 +596,8 @@ class Packet(NamedTuple):
 
 
 _MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {}
+_BOOT_CAUSES = frozenset(int(c) for c in BootCause)
+_LOG_LEVELS = frozenset(int(level) for level in LogLevel)
 
 
 def _enum_value(kind: type[E], value: int, what: str, header: tuple[int, int, int]) -> E:
@@ -636,21 +649,22 @@ def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, 
         case MsgType.ACK | MsgType.MCU_ACK:
             return Ack(v[0])
         case MsgType.NACK | MsgType.MCU_NACK:
-            return Nack(v[0], _enum_value(NackReason, v[1], "reason", header))
+            return Nack(v[0], v[1])  # an unknown reason stays its int code (§4.2)
         case MsgType.HELLO:
-            return Hello(*v)
+            return Hello(v[0], v[1], max(v[2], 50))  # below 50 ms is taken as 50 (§4.1)
         case MsgType.SET_GLOW:
             return SetGlow(*v)
         case MsgType.SET_POSE:
             return SetPose(v[0], v[1], _enum_value(Easing, v[2], "easing", header))
         case MsgType.SHOW_TEXT:
-            face = _enum_value(Face, v[0], "face", header)
+            # lengths before values (§6.1): a short text is BAD_LENGTH even with a bad face
             if v[2] > len(rest) or v[2] > MAX_TEXT:
                 raise DecodeError(
                     f"SHOW_TEXT text_len {v[2]} but {len(rest)} bytes follow (limit {MAX_TEXT})",
                     NackReason.BAD_LENGTH if v[2] > len(rest) else NackReason.BAD_VALUE,
                     *header,
                 )
+            face = _enum_value(Face, v[0], "face", header)
             try:
                 text = rest[: v[2]].decode("utf-8")
             except UnicodeDecodeError:
@@ -683,15 +697,15 @@ def _build(t: MsgType, v: tuple[int, ...], rest: bytes, header: tuple[int, int, 
                 max_text=min(v[11], MAX_TEXT),
             )
             return HelloReply(v[0], v[1], v[2], v[3], (v[4], v[5], v[6]), caps)
-        case MsgType.BOOT:
-            return Boot(_enum_value(BootCause, v[0], "cause", header))
+        case MsgType.BOOT:  # an unknown cause is still a reset (§4.2)
+            return Boot(BootCause(v[0]) if v[0] in _BOOT_CAUSES else BootCause.UNKNOWN)
         case MsgType.INPUT_EVENT:
             kind = _enum_value(InputKind, v[0], "kind", header)
             return InputEvent(kind, v[1], v[2], v[3])
         case MsgType.STATUS:
             return Status(v[0], v[1], StatusFlag(v[2] & 0x0F), v[3], v[4])
         case MsgType.LOG:
-            level = _enum_value(LogLevel, v[0], "level", header)
+            level = LogLevel(v[0]) if v[0] in _LOG_LEVELS else LogLevel.WARN  # §4.2
             return LogLine(level, _clip(rest[:MAX_LOG_TEXT].decode("utf-8", errors="replace")))
     raise DecodeError(f"no decoder for {t.name}", NackReason.UNKNOWN_TYPE, *header)
 

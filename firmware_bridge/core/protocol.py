@@ -38,7 +38,12 @@ from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from typing import Generic, TypeVar
 
-from firmware_bridge.core.errors import DecodeError, MessageError, ProtocolStateError
+from firmware_bridge.core.errors import (
+    BaudRateError,
+    DecodeError,
+    MessageError,
+    ProtocolStateError,
+)
 from firmware_bridge.core.framing import FrameDecoder, encode_frame
 from firmware_bridge.core.messages import (
     PROTOCOL_VERSION,
@@ -59,6 +64,7 @@ from firmware_bridge.core.messages import (
     LogLevel,
     LogLine,
     Message,
+    MsgType,
     Nack,
     NackReason,
     Packet,
@@ -110,7 +116,11 @@ class Timing:
     @classmethod
     def for_baud(cls, baud: int, **overrides: float) -> Timing:
         """Timers suited to a link speed: the RTO covers a round trip of two maximum-size frames
-        at ``baud`` (8N1) plus 100 ms of scheduling slack, and never goes below 0.3 s."""
+        at ``baud`` (8N1) plus 100 ms of scheduling slack, and never goes below 0.3 s.
+
+        Raises :class:`BaudRateError` (a ``ValueError``) unless ``baud`` is a positive integer."""
+        if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
+            raise BaudRateError(f"baud rate must be a positive whole number, got {baud!r}")
         wire_s = 2 * 255 * 10 / baud
         rto = max(0.3, round(wire_s + 0.1, 3))
         values: dict[str, float] = {"rto_s": rto, "rto_max_s": max(2.0, 4 * rto)}
@@ -216,9 +226,11 @@ class Acked(Event):
 
 @dataclass(frozen=True, slots=True)
 class Nacked(Event):
+    """``reason`` is the plain ``int`` code when this host does not know it (a newer firmware)."""
+
     seq: int
     slot: Slot | None
-    reason: NackReason
+    reason: NackReason | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,36 +410,92 @@ class Counters:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+SEQ_MOD = 0x10000
+SEQ_HALF = 0x8000  # serial-number arithmetic (RFC 1982): ahead means 1..32767 in front
+DUPLICATE_WINDOW = 32
+DUPLICATE_TTL_S = 6.0
+
+
 class _SeqWindow:
-    """The last ``size`` sequence numbers acted on, plus the last one per message type."""
+    """Duplicate detection of the peer's ``ACK_REQ`` frames, bounded (docs/PROTOCOL.md §5.0).
 
-    __slots__ = ("_by_type", "_order", "_seen", "size")
+    Two memories of (type, seq) acted on — the last ``size`` and the last one per type — each
+    entry with the time it was acted on and where ``newest`` stood then.  ``newest`` is the
+    newest seq received in the session, kept as an unwrapped count (``_ahead``: how far it has
+    advanced since the session started) so an entry's distance behind it never wraps.  An entry
+    counts only while it is recent (< ``ttl`` s) and near (< 32768 behind the newest), so a new
+    frame whose 16-bit seq equals an old one after the counter wrapped is never taken for a
+    retransmission.
+    """
 
-    def __init__(self, size: int = 32) -> None:
+    __slots__ = ("_ahead", "_by_type", "_entries", "_newest", "_order", "size", "ttl")
+
+    def __init__(self, size: int = DUPLICATE_WINDOW, ttl: float = DUPLICATE_TTL_S) -> None:
         self.size = size
-        self._order: deque[int] = deque()
-        self._seen: set[int] = set()
-        self._by_type: dict[int, int] = {}
+        self.ttl = ttl
+        self._order: deque[tuple[int, int]] = deque()
+        self._entries: dict[tuple[int, int], tuple[float, int]] = {}
+        self._by_type: dict[int, tuple[int, float, int]] = {}
+        self._newest: int | None = None
+        self._ahead = 0
 
     def clear(self) -> None:
         self._order.clear()
-        self._seen.clear()
+        self._entries.clear()
         self._by_type.clear()
+        self._newest = None
+        self._ahead = 0
 
-    def seen(self, msg_type: int, seq: int) -> bool:
-        return seq in self._seen or self._by_type.get(msg_type) == seq
-
-    def add(self, msg_type: int, seq: int) -> None:
-        self._by_type[msg_type] = seq
-        if seq in self._seen:
+    def note(self, seq: int) -> None:
+        """Every valid frame from the peer: move ``newest`` if ``seq`` is ahead of it."""
+        if self._newest is None:
+            self._newest = seq
             return
-        self._order.append(seq)
-        self._seen.add(seq)
-        if len(self._order) > self.size:
-            self._seen.discard(self._order.popleft())
+        step = (seq - self._newest) % SEQ_MOD
+        if 0 < step < SEQ_HALF:
+            self._newest = seq
+            self._ahead += step
+
+    def _stamp(self, seq: int) -> int:
+        """The unwrapped position of ``seq``, which is at or behind ``newest``."""
+        newest = seq if self._newest is None else self._newest
+        return self._ahead - (newest - seq) % SEQ_MOD
+
+    def seen(self, msg_type: int, seq: int, now: float) -> bool:
+        """Is this (type, seq) a frame acted on less than ``ttl`` ago, at most 32767 behind the
+        newest seq?  (The same 16-bit number one or more wraps earlier is another frame.)"""
+        self.note(seq)
+        where = self._stamp(seq)
+        if self._ahead - where >= SEQ_HALF:
+            return False
+        entry = self._entries.get((msg_type, seq))
+        if entry is not None and entry[1] == where and now - entry[0] < self.ttl:
+            return True
+        last = self._by_type.get(msg_type)
+        return last is not None and last[0] == seq and last[2] == where and now - last[1] < self.ttl
+
+    def add(self, msg_type: int, seq: int, now: float) -> None:
+        self.note(seq)
+        where = self._stamp(seq)
+        self._by_type[msg_type] = (seq, now, where)
+        key = (msg_type, seq)
+        if key not in self._entries:
+            self._order.append(key)
+            if len(self._order) > self.size:
+                del self._entries[self._order.popleft()]
+        self._entries[key] = (now, where)
 
 
 MAX_CONTROL = 64  # pending ACK/NACK/HELLO_REPLY frames; more means the peer floods us
+_KNOWN_TYPES = frozenset(int(t) for t in MsgType)
+
+
+def _wants_answer(exc: DecodeError) -> bool:
+    """Must an undecodable frame be NACKed?  A known type decides by itself (§3: ACK_REQ types
+    are answered even with the flag clear, others never); only an unknown type goes by the flag."""
+    if exc.msg_type in _KNOWN_TYPES:
+        return exc.msg_type in RELIABLE
+    return bool(exc.flags & Flag.ACK_REQ)
 
 
 class _Endpoint:
@@ -445,6 +513,7 @@ class _Endpoint:
         self._last_tx = 0.0
         self._heartbeat_s = timing.heartbeat_s
         self._control: deque[Message] = deque()
+        self._window = _SeqWindow()  # duplicate detection of the peer's frames (§5.0)
 
     @property
     def rx_pending_bytes(self) -> int:
@@ -500,6 +569,8 @@ class _Endpoint:
                     continue
                 self._last_rx = self._now
                 c.frames_in += 1
+                if exc.seq is not None:
+                    self._window.note(exc.seq)
                 self._on_undecodable(exc)
                 continue
             if packet.sender is self.role:
@@ -511,7 +582,7 @@ class _Endpoint:
         return out
 
     def _on_undecodable(self, exc: DecodeError) -> None:
-        if exc.seq is not None and exc.flags & Flag.ACK_REQ:
+        if exc.seq is not None and _wants_answer(exc):
             self._queue_control(Nack(exc.seq, NackReason(exc.reason)))
 
     def _take_control(self, out: bytearray, budget: int | None) -> bool:
@@ -544,7 +615,8 @@ class _Endpoint:
         self._last_tx = self._now
 
     def _heartbeat_due(self) -> bool:
-        return self._now - self._last_tx >= self._heartbeat_s
+        # the very sum next_deadline() names: due exactly at that deadline, whatever the rounding
+        return self._now >= self._last_tx + self._heartbeat_s
 
     def _take_heartbeat(self, out: bytearray, budget: int | None) -> None:
         if not out and self._heartbeat_due():
@@ -591,7 +663,6 @@ class HostProtocol(_Endpoint):
         self._slots = {slot: _SlotEntry(slot) for slot in Slot}
         self._unstamped = False
         self._in_flight: dict[int, _SlotEntry] = {}
-        self._peer_window = _SeqWindow()
         self._hello_seq = 0
         self._hello_due = False
         self._hello_sent_once = False
@@ -640,8 +711,13 @@ class HostProtocol(_Endpoint):
                     entry.set_at = self._now
             self._unstamped = False
 
-    def _age(self, entry: _SlotEntry) -> float:
-        return 0.0 if entry.set_at is None else self._now - entry.set_at
+    def _expires_at(self, entry: _SlotEntry) -> float:
+        """When a one-shot is given up (§6.2): ``oneshot_ttl_s`` after it was requested."""
+        set_at = self._now if entry.set_at is None else entry.set_at
+        return set_at + self.timing.oneshot_ttl_s
+
+    def _oneshot_stale(self, entry: _SlotEntry) -> bool:
+        return self._now >= self._expires_at(entry)
 
     # -- lifecycle ----------------------------------------------------------------------
     def reset(self, now: float) -> list[Event]:
@@ -758,6 +834,7 @@ class HostProtocol(_Endpoint):
     def receive_data(self, data: bytes, now: float) -> list[Event]:
         events: list[Event] = []
         for packet in self._packets(data, now):
+            self._window.note(packet.seq)
             events += self._on_packet(packet)
         return events
 
@@ -769,7 +846,7 @@ class HostProtocol(_Endpoint):
             return []
         match p.msg:
             case HelloReply():
-                return self._on_hello_reply(p.msg)
+                return self._on_hello_reply(p.msg, p.seq)
             case Boot():
                 return self._peer_reset(f"MCU reset ({p.msg.cause.name.lower()})")
             case Nack(nacked_seq=seq, reason=reason):
@@ -792,10 +869,10 @@ class HostProtocol(_Endpoint):
                 return [Acked(seq, entry.slot)]
             case InputEvent():
                 self._queue_control(Ack(p.seq))
-                if self._peer_window.seen(p.msg_type, p.seq):
+                if self._window.seen(p.msg_type, p.seq, self._now):
                     c.duplicates += 1
                     return []
-                self._peer_window.add(p.msg_type, p.seq)
+                self._window.add(p.msg_type, p.seq, self._now)
                 return [InputReceived(p.msg, p.seq)]
             case Status():
                 return [StatusReceived(p.msg)]
@@ -806,7 +883,7 @@ class HostProtocol(_Endpoint):
         c.unexpected += 1
         return []
 
-    def _on_hello_reply(self, reply: HelloReply) -> list[Event]:
+    def _on_hello_reply(self, reply: HelloReply, seq: int) -> list[Event]:
         if self.state not in (HostState.HANDSHAKING, HostState.INCOMPATIBLE) or (
             reply.reply_to != self._hello_seq
         ):
@@ -827,7 +904,8 @@ class HostProtocol(_Endpoint):
         self.capabilities = reply.capabilities
         self.protocol_version = reply.proto_version
         self.counters.sessions += 1
-        self._peer_window.clear()
+        self._window.clear()
+        self._window.note(seq)  # the session's first frame sets `newest` (§5.0)
         self._in_flight.clear()
         for entry in self._slots.values():
             if entry.value is None:
@@ -835,7 +913,7 @@ class HostProtocol(_Endpoint):
             elif not entry.slot.oneshot:
                 entry.phase = "dirty"  # full state to the (possibly reset) MCU
                 entry.rto = self.timing.rto_s
-            elif entry.phase != "dirty" or self._age(entry) > self.timing.oneshot_ttl_s:
+            elif entry.phase != "dirty" or self._oneshot_stale(entry):
                 # a one-shot already sent may have played: never play it twice; a stale one
                 # would surprise the user
                 entry.value = None
@@ -857,7 +935,8 @@ class HostProtocol(_Endpoint):
             self._hello_interval = self.timing.hello_retry_s
         return events
 
-    def _on_nack(self, seq: int, reason: NackReason) -> list[Event]:
+    def _on_nack(self, seq: int, reason: NackReason | int) -> list[Event]:
+        """BUSY: retransmit after the RTO; every other reason, known or not, is final (§6.2)."""
         entry = self._in_flight.get(seq)
         if entry is None:
             self.counters.stale_acks += 1
@@ -881,7 +960,7 @@ class HostProtocol(_Endpoint):
             if not self._hello_due and now >= self._hello_next:
                 self._hello_due = True
         elif state is HostState.CONNECTED:
-            if now - self._last_rx >= t.dead_s:
+            if now >= self._last_rx + t.dead_s:  # the sum next_deadline() names
                 self.counters.dead_links += 1
                 events += self._leave_connected(
                     f"no frame from the MCU for {now - self._last_rx:.1f} s"
@@ -898,7 +977,7 @@ class HostProtocol(_Endpoint):
                 entry.slot.oneshot
                 and entry.value is not None
                 and entry.phase != "clean"
-                and self._age(entry) > t.oneshot_ttl_s
+                and self._oneshot_stale(entry)
             ):
                 self._in_flight.pop(entry.seq, None)
                 entry.value = None
@@ -923,8 +1002,7 @@ class HostProtocol(_Endpoint):
                     candidates.append(entry.sent_at + entry.rto)
         for entry in self._slots.values():
             if entry.slot.oneshot and entry.value is not None and entry.phase != "clean":
-                set_at = self._now if entry.set_at is None else entry.set_at
-                candidates.append(set_at + t.oneshot_ttl_s + 1e-6)
+                candidates.append(self._expires_at(entry))
         return min(candidates) if candidates else None
 
     # -- sending --------------------------------------------------------------------------
@@ -1135,6 +1213,7 @@ class McuProtocol(_Endpoint):
         if self.state is McuState.OFFLINE:
             return events
         for packet in self._packets(data, now):
+            self._window.note(packet.seq)
             events += self._on_packet(packet)
         return events
 
@@ -1143,7 +1222,7 @@ class McuProtocol(_Endpoint):
             return
         if not self.in_session:
             self._queue_control(Nack(exc.seq, NackReason.NOT_READY))
-        elif exc.flags & Flag.ACK_REQ:
+        elif _wants_answer(exc):
             self._queue_control(Nack(exc.seq, NackReason(exc.reason)))
 
     def _on_packet(self, p: Packet) -> list[Event]:
@@ -1179,10 +1258,10 @@ class McuProtocol(_Endpoint):
             self._queue_control(Nack(p.seq, refusal))
             return []
         self._queue_control(Ack(p.seq))
-        if self._window.seen(p.msg_type, p.seq):
+        if self._window.seen(p.msg_type, p.seq, self._now):
             c.duplicates += 1
             return []
-        self._window.add(p.msg_type, p.seq)
+        self._window.add(p.msg_type, p.seq, self._now)
         self._apply(p.msg)
         return [CommandReceived(p.msg, p.seq)]
 
@@ -1238,6 +1317,7 @@ class McuProtocol(_Endpoint):
             return [SessionEnded(reason)] if was_in_session else []
         self._machine.fire(McuTrigger.HELLO_OK)
         self._window.clear()
+        self._window.note(seq)  # the session's first frame sets `newest` (§5.0)
         self._heartbeat_s = hello.heartbeat_ms / 1000
         self.protocol_version = chosen
         self.counters.sessions += 1
@@ -1254,12 +1334,12 @@ class McuProtocol(_Endpoint):
         t = self.timing
         events: list[Event] = []
         for pending in list(self._inputs):
-            if now - pending.created > t.input_ttl_s:
+            if now >= pending.created + t.input_ttl_s:
                 self._inputs.remove(pending)
                 self.counters.inputs_expired += 1
         if self.in_session:
             dead = self._heartbeat_s * t.dead_after_heartbeats
-            if now - self._last_rx >= dead:
+            if now >= self._last_rx + dead:  # the sum next_deadline() names
                 self.counters.dead_links += 1
                 self._machine.fire(McuTrigger.HOST_SILENT)
                 return [*events, SessionEnded(f"no frame from the host for {dead:.1f} s")]
@@ -1271,7 +1351,7 @@ class McuProtocol(_Endpoint):
 
     def next_deadline(self) -> float | None:
         t = self.timing
-        candidates = [p.created + t.input_ttl_s + 1e-6 for p in self._inputs]
+        candidates = [p.created + t.input_ttl_s for p in self._inputs]
         if self.in_session:
             candidates.append(self._last_rx + self._heartbeat_s * t.dead_after_heartbeats)
             beat = self._last_tx + self._heartbeat_s

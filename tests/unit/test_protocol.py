@@ -743,3 +743,216 @@ def test_a_oneshot_is_timed_from_the_first_clock_the_host_sees() -> None:
     w.run(0.3)
     assert w.host.slot_phase(Slot.TONE) == "clean"
     assert w.host.counters.oneshots_expired == 1
+
+
+# --------------------------------------------------------------------------- PROTOCOL.md decisions
+
+
+def raw_frame(msg_type: int, flags: int, seq: int, body: bytes = b"") -> bytes:
+    return encode_frame(bytes([msg_type, flags]) + seq.to_bytes(2, "little") + body)
+
+
+def host_connected(now: float = 0.0) -> HostProtocol:
+    host = HostProtocol()
+    host.reset(now)
+    host.data_to_send(now=now)  # HELLO, seq 0
+    host.receive_data(encode_frame(encode_message(HelloReply(0), 0, sender=Role.MCU)), now)
+    assert host.connected
+    return host
+
+
+@pytest.mark.parametrize("t0", [4095.006, 4095.015, 1_000_000.1, 7.3])
+def test_handle_timeout_at_the_named_deadline_always_finds_it_due(t0: float) -> None:
+    # at large monotonic times (t0 + 3.5) - t0 < 3.5 in floats: a "now - start >= interval" check
+    # missed the deadline next_deadline() named, which then stayed equal to now (a fake-clock
+    # driver jumping to the deadline span there for ever, a real one busy-looped)
+    host = host_connected(t0)
+    host.data_to_send(now=t0)
+    now, sent = t0, 0
+    for _ in range(50):
+        deadline = host.next_deadline()
+        assert deadline is not None and deadline > now, f"deadline {deadline!r} at {now!r}"
+        now = deadline
+        host.handle_timeout(now)
+        sent += bool(host.data_to_send(now=now))
+    assert sent == 50  # every deadline gave a heartbeat, HELLO or handshake retry
+    assert host.counters.dead_links == 1
+
+
+def test_the_mcu_finds_its_deadlines_due_at_large_times_too() -> None:
+    t0 = 4095.006
+    mcu = McuProtocol()
+    mcu.reset(t0)
+    mcu.receive_data(encode_frame(encode_message(Hello(), 0)), t0)
+    mcu.data_to_send(now=t0)
+    mcu.send_input(InputKind.SHORT_PRESS, t0)
+    now = t0
+    for _ in range(20):
+        deadline = mcu.next_deadline()
+        if deadline is None:
+            break
+        assert deadline > now, f"deadline {deadline!r} at {now!r}"
+        now = deadline
+        mcu.handle_timeout(now)
+        mcu.data_to_send(now=now)
+    assert not mcu.in_session and mcu.counters.inputs_expired == 1
+
+
+def test_an_unknown_nack_reason_is_final() -> None:
+    # a newer firmware answers with a reason this host does not know: report it, slot CLEAN;
+    # it used to be undecodable, so the slot was retransmitted (and NACKed) for ever
+    host = host_connected()
+    host.set_glow(1, 2, 3)
+    (glow,) = [decode_packet(p) for p in FrameDecoder().feed(host.data_to_send(now=0.1))]
+    events = host.receive_data(raw_frame(0x84, 0, 7, glow.seq.to_bytes(2, "little") + b"\x63"), 0.2)
+    assert events == [Nacked(glow.seq, Slot.GLOW, 99)]
+    assert host.slot_phase(Slot.GLOW) == "clean"
+    for now in (1.0, 2.0, 3.0):
+        host.receive_data(raw_frame(0x82, 0, 8 + round(now)), now)  # the MCU stays alive
+        host.handle_timeout(now)
+        assert SetGlow(1, 2, 3) not in frames(host.data_to_send(now=now))
+    assert Nack(3, 3) == Nack(3, NackReason.BAD_VALUE)  # a known code is its enum member
+
+
+def test_a_boot_with_an_unknown_cause_is_still_a_reset() -> None:
+    host = host_connected()
+    events = host.receive_data(raw_frame(0x88, 0, 0, b"\x2a"), 0.1)
+    assert events == [Disconnected("MCU reset (unknown)")]
+    assert host.state is HostState.HANDSHAKING
+
+
+def test_a_log_with_an_unknown_level_is_shown_as_warn() -> None:
+    host = host_connected()
+    events = host.receive_data(raw_frame(0x92, 0, 1, b"\x09new level"), 0.1)
+    assert [(e.line.level, e.line.text) for e in events if isinstance(e, LogReceived)] == [
+        (LogLevel.WARN, "new level")
+    ]
+
+
+@pytest.mark.parametrize("flags", [Flag.ACK_REQ, 0])
+def test_an_input_of_unknown_kind_is_nacked_bad_value(flags: int) -> None:
+    # INPUT_EVENT is an ACK_REQ type: answered whether or not the flag is set (§3)
+    host = host_connected()
+    body = bytes([77, 0]) + (5).to_bytes(4, "little") + (0).to_bytes(2, "little")
+    assert host.receive_data(raw_frame(0x90, flags, 3, body), 0.1) == []
+    assert frames(host.data_to_send(now=0.1)) == [Nack(3, NackReason.BAD_VALUE)]
+
+
+def test_show_text_with_a_bad_face_and_a_short_body_is_bad_length() -> None:
+    # lengths are checked before values (§6.1)
+    mcu = mcu_in_session()
+    mcu.receive_data(
+        raw_frame(MsgType.SHOW_TEXT, Flag.ACK_REQ, 4, bytes([42, 0, 0, 5]) + b"ab"), 0.1
+    )
+    assert frames(mcu.data_to_send(now=0.1)) == [Nack(4, NackReason.BAD_LENGTH)]
+
+
+@pytest.mark.parametrize(
+    ("freq", "ms", "answer"),
+    [(0, 0, "ack"), (0, 300, "ack"), (0, 5000, "ack"), (0, 6000, "bad"), (880, 0, "bad"),
+     (19, 100, "bad"), (20001, 100, "bad"), (20000, 5000, "ack")],
+)  # fmt: skip
+def test_tone_ranges_follow_the_doc(freq: int, ms: int, answer: str) -> None:
+    mcu = mcu_in_session()
+    body = freq.to_bytes(2, "little") + ms.to_bytes(2, "little") + b"\x80"
+    mcu.receive_data(raw_frame(MsgType.TONE, Flag.ACK_REQ, 9, body), 0.1)
+    expected = Ack(9) if answer == "ack" else Nack(9, NackReason.BAD_VALUE)
+    assert frames(mcu.data_to_send(now=0.1)) == [expected]
+
+
+def test_tone_has_one_range_message() -> None:
+    for freq in (5, 30000):
+        with pytest.raises(MessageError, match=r"^Tone.freq_hz must be 0 \(silence\) or 20..20000"):
+            Tone(freq, 100)
+
+
+def test_where_sequence_numbers_start() -> None:
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    (boot,) = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.0))]
+    assert (boot.msg, boot.seq) == (Boot(), 0)  # the MCU counts from 0 at every boot
+    host = host_connected()  # HELLO was seq 0
+    host.set_glow(1, 1, 1)
+    host.data_to_send(now=0.1)  # seq 1
+    host.reset(0.2)  # reconnect: the host keeps counting
+    (hello,) = [decode_packet(p) for p in FrameDecoder().feed(host.data_to_send(now=0.2))]
+    assert isinstance(hello.msg, Hello) and hello.seq == 2
+
+
+def test_a_command_without_ack_req_is_still_checked_and_answered() -> None:
+    # the type decides (§3): SET_GLOW is reliable even with the flag clear
+    mcu = mcu_in_session()
+    mcu.receive_data(raw_frame(MsgType.SET_GLOW, 0, 3, b"\x01\x02"), 0.1)
+    assert frames(mcu.data_to_send(now=0.1)) == [Nack(3, NackReason.BAD_LENGTH)]
+    events = mcu.receive_data(raw_frame(MsgType.SET_GLOW, 0, 4, bytes(9)), 0.1)
+    assert events == [CommandReceived(SetGlow(0, 0, 0, 0), 4)]
+    assert frames(mcu.data_to_send(now=0.1)) == [Ack(4)]
+    # a known type that is not reliable is never answered, flag or not
+    mcu.receive_data(raw_frame(MsgType.HEARTBEAT, Flag.ACK_REQ, 5), 0.1)
+    assert mcu.data_to_send(now=0.1) == b""
+
+
+@pytest.mark.parametrize("heartbeat_ms", [0, 10, 49])
+def test_a_hello_with_a_heartbeat_below_50_ms_is_taken_as_50(heartbeat_ms: int) -> None:
+    mcu = McuProtocol()
+    mcu.reset(0.0)
+    mcu.data_to_send(now=0.0)
+    body = bytes([1, 1]) + heartbeat_ms.to_bytes(2, "little")
+    assert mcu.receive_data(raw_frame(MsgType.HELLO, 0, 0, body), 0.0) == [SessionStarted(0.05, 1)]
+    assert isinstance(frames(mcu.data_to_send(now=0.0))[0], HelloReply)
+
+
+def test_duplicates_match_type_and_seq() -> None:
+    # the same seq on another type is another frame (e.g. from a restarted sender): executed
+    mcu = mcu_in_session()
+    mcu.receive_data(encode_frame(encode_message(SetGlow(1, 1, 1), 5)), 0.1)
+    events = mcu.receive_data(encode_frame(encode_message(Tone(440, 100), 5)), 0.1)
+    assert events == [CommandReceived(Tone(440, 100), 5)]
+    assert mcu.tones == [Tone(440, 100)]
+
+
+def test_a_duplicate_counts_only_for_6_s() -> None:
+    mcu = mcu_in_session()
+    glow = encode_frame(encode_message(SetGlow(1, 1, 1), 5))
+    mcu.receive_data(glow, 0.1)
+    for i, now in enumerate((2.0, 4.0)):  # the host's heartbeats keep the session
+        mcu.receive_data(encode_frame(encode_message(Heartbeat(), 6 + i, sender=Role.HOST)), now)
+    retx = encode_frame(encode_message(SetGlow(1, 1, 1), 5, retransmit=True))
+    assert mcu.receive_data(retx, 6.0) == []  # 5.9 s later: still a duplicate
+    assert mcu.receive_data(retx, 6.2) == [CommandReceived(SetGlow(1, 1, 1), 5)]
+
+
+def heartbeats(first: int, count: int, sender: Role) -> bytes:
+    return b"".join(
+        encode_frame(encode_message(Heartbeat(), (first + i) & 0xFFFF, sender=sender))
+        for i in range(count)
+    )
+
+
+def test_a_new_command_after_the_counter_wrapped_is_executed() -> None:
+    # 65,536 frames after a TONE with seq 5 the host's next TONE has seq 5 again: it is a new
+    # command (ahead of the newest seq), not a retransmission; it used to be ACKed and not played
+    mcu = mcu_in_session()
+    mcu.receive_data(encode_frame(encode_message(Tone(440, 100), 5)), 0.1)
+    mcu.receive_data(encode_frame(encode_message(SetGlow(9, 0, 0), 6)), 0.1)
+    mcu.receive_data(heartbeats(7, 0x10000 - 2, Role.HOST), 0.2)  # seqs 7 … 65535, 0 … 4
+    mcu.data_to_send(now=0.2)
+    events = mcu.receive_data(encode_frame(encode_message(Tone(880, 100), 5)), 0.3)
+    assert events == [CommandReceived(Tone(880, 100), 5)]
+    events = mcu.receive_data(encode_frame(encode_message(SetGlow(0, 9, 0), 6)), 0.3)
+    assert events == [CommandReceived(SetGlow(0, 9, 0), 6)]
+    # ... and its retransmission right after is a duplicate again
+    retx = encode_frame(encode_message(Tone(880, 100), 5, retransmit=True))
+    assert mcu.receive_data(retx, 0.4) == []
+    assert mcu.tones == [Tone(440, 100), Tone(880, 100)]
+    assert frames(mcu.data_to_send(now=0.4)) == [Ack(5), Ack(6), Ack(5)]
+
+
+def test_a_new_press_after_the_mcu_counter_wrapped_is_reported() -> None:
+    host = host_connected()
+    press = InputEvent(InputKind.SHORT_PRESS, 0, 100, 80)
+    assert host.receive_data(encode_frame(encode_message(press, 5, sender=Role.MCU)), 0.1)
+    host.receive_data(heartbeats(6, 0x10000 - 1, Role.MCU), 0.2)  # seqs 6 … 65535, 0 … 4
+    again = InputEvent(InputKind.LONG_PRESS, 0, 900, 700)
+    events = host.receive_data(encode_frame(encode_message(again, 5, sender=Role.MCU)), 0.3)
+    assert events == [InputReceived(again, 5)]
