@@ -113,7 +113,8 @@ class StorageConfig:
     status_interval_s: float = 30.0
     """How often (real time) StorageStatus is published."""
     integrity_check_on_start: bool = True
-    """Run PRAGMA quick_check when opening; a damaged database is moved aside."""
+    """Run PRAGMA quick_check when opening after an unclean shutdown (skipped after a clean one:
+    its time grows with the database); a damaged database is moved aside."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -370,6 +371,10 @@ class Storage(Module):
         """Finish pending writes and close (every acknowledged commit is already durable)."""
         writer, self._writer = self._writer, None
         if writer is not None:
+            if writer.alive and not writer.stats.failures:
+                # nothing failed while open: the next open may skip the integrity check
+                with contextlib.suppress(Exception):
+                    await writer.call(lambda db: db.mark_clean_shutdown())
             await writer.close()
         if self._lock_fd is not None:
             release_lock(self._lock_fd)

@@ -134,6 +134,9 @@ class OpenResult:
     recovered: str = ""
     """Empty, or why the old file was moved aside (with where it went)."""
     moved_to: tuple[Path, ...] = ()
+    check: str = ""
+    """What the open checked: ``"quick_check"`` (after an unclean shutdown, or when that is not
+    known), ``"skipped: clean shutdown"``, ``"off"`` (``check=False``) or ``"new file"``."""
 
 
 def database_path(path_or_dir: str | os.PathLike[str]) -> Path:
@@ -356,11 +359,15 @@ def open_database(
     db = database_path(path_or_dir)
     ensure_dir(db.parent)
     created = _precreate(db)
+    # a WAL with frames left next to the database: the last writer did not close it (a clean
+    # close checkpoints and deletes it) -- or a reader is open right now; check either way
+    wal = side_files(db)[0]
+    wal_left = wal.exists() and wal.stat().st_size > 0
     _hold_side_files(db)
     try:
-        database = _open_checked(db, created, check)
+        database, checked = _open_checked(db, created, check, wal_left)
         _release_side_files(db)
-        return database, OpenResult(db, created)
+        return database, OpenResult(db, created, check=checked)
     except CorruptDatabaseError as exc:
         reason = str(exc)
     except sqlite3.DatabaseError as exc:
@@ -374,31 +381,49 @@ def open_database(
     moved = move_aside(db, now)
     _precreate(db)
     try:
-        database = _open_checked(db, True, check)
+        database, checked = _open_checked(db, True, check, False)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot create a fresh database at {db}: {exc}") from exc
     where = ", ".join(str(p) for p in moved)
     recovered = f"database was corrupt ({reason}); moved aside to {where}; started a fresh one"
-    return database, OpenResult(db, True, recovered, moved)
+    return database, OpenResult(db, True, recovered, moved, checked)
 
 
-def _open_checked(db: Path, created: bool, check: bool) -> Database:
+CLEAN_SHUTDOWN_KEY = "clean_shutdown"
+"""``meta`` row: "1" written by :meth:`Database.mark_clean_shutdown` as the last transaction
+before a clean close, "0" written at every open."""
+
+
+def _open_checked(db: Path, created: bool, check: bool, wal_left: bool) -> tuple[Database, str]:
     conn = _connect(db)
     try:
         if created or db.stat().st_size == 0:
             _init_new_file(conn)
         apply_pragmas(conn)
         _init_schema(conn)
-        if check and not created:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (CLEAN_SHUTDOWN_KEY,)).fetchone()
+        clean = row is not None and row[0] == "1" and not wal_left
+        if created:
+            checked = "new file"
+        elif not check:
+            checked = "off"
+        elif clean:
+            checked = "skipped: clean shutdown"
+        else:
+            checked = "quick_check"
             problem = _quick_check(conn)
             if problem:
                 raise CorruptDatabaseError(f"quick_check: {problem}")
+        # from now on the file is in use: a crash before the next clean close means a check
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, '0')", (CLEAN_SHUTDOWN_KEY,)
+        )
         for p in (db, *side_files(db)):
             _secure_file(p)
     except BaseException:
         conn.close()
         raise
-    return Database(conn, db)
+    return Database(conn, db), checked
 
 
 def open_readonly(path_or_dir: str | os.PathLike[str]) -> Database:
@@ -793,6 +818,13 @@ class Database:
             "states": states,
             "state": kv,
         }
+
+    def mark_clean_shutdown(self) -> None:
+        """The last transaction before a clean close: the next open may skip ``quick_check``."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, '1')", (CLEAN_SHUTDOWN_KEY,)
+            )
 
     def integrity_check(self) -> str:
         rows = self.conn.execute("PRAGMA integrity_check").fetchall()
