@@ -67,6 +67,9 @@ from modules.storage_writer import Writer, WriterClosedError, WriterStats
 log = logging.getLogger("skelly.storage")
 
 Clock = Callable[[], float]
+
+MAX_WINDOW_HOSTS = 16
+"""Hosts that get windows (the analysis tracks as many); the one silent longest goes first."""
 Sleep = Callable[[float], Awaitable[Any]]
 
 __all__ = [
@@ -288,7 +291,9 @@ class Storage(Module):
         self._buffer: list[RawEvent] = []
         self._buffer_dropped = 0
         self._next_k: int | None = None
-        self._last_host = ""
+        self._hosts: dict[str, None] = {}
+        """Hosts seen (most recent last, at most ``MAX_WINDOW_HOSTS``): each gets a window every
+        step, an empty one when it sent nothing in it."""
         self.windows_emitted = 0
         self.purges = 0
         """Retention purges run by the periodic task."""
@@ -581,7 +586,7 @@ class Storage(Module):
         for ev in new:
             if ev.ts >= horizon:
                 buf.append(ev)
-        self._last_host = new[-1].host_id
+        self._note_hosts(new)
         over = len(buf) - self.config.window_max_events
         if over > 0:
             del buf[:over]
@@ -655,12 +660,27 @@ class Storage(Module):
 
     def _window(self, start: float, end: float) -> list[EventBatch]:
         evs = sorted((e for e in self._buffer if start <= e.ts < end), key=lambda e: (e.ts, e.seq))
-        if not evs:
-            return [EventBatch(start, end, (), self._last_host)]
-        hosts: dict[str, list[RawEvent]] = {}
+        # every host seen gets its window (analysis needs empty windows to see IDLE); before
+        # any host was seen, one empty window with host_id ""
+        hosts: dict[str, list[RawEvent]] = {h: [] for h in self._hosts} or {"": []}
         for e in evs:
             hosts.setdefault(e.host_id, []).append(e)
         return [EventBatch(start, end, tuple(h), host) for host, h in hosts.items()]
+
+    def _note_hosts(self, events: Sequence[RawEvent]) -> None:
+        hosts = self._hosts
+        if not events:
+            return
+        last = ""
+        if events[0].host_id == events[-1].host_id:  # one connection's batch
+            events = events[-1:]
+        for e in events:
+            if e.host_id != last:
+                last = e.host_id
+                hosts.pop(last, None)
+                hosts[last] = None
+        while len(hosts) > MAX_WINDOW_HOSTS:
+            del hosts[next(iter(hosts))]
 
     def _aggregates(
         self, start: float, end: float
@@ -690,8 +710,7 @@ class Storage(Module):
         if last is not None:
             self._segment = list(last)
         self._buffer = evs[-self.config.window_max_events :]
-        if evs:
-            self._last_host = evs[-1].host_id
+        self._note_hosts(evs)
 
     # -- analysis results -> state segments -------------------------------------------------------
     def _on_analysis(self, env: Envelope) -> None:

@@ -171,6 +171,44 @@ def test_two_hosts_get_separate_batches(tmp_path: Path, run: Run) -> None:
     run(main())
 
 
+def test_every_host_gets_its_empty_window(tmp_path: Path, run: Run) -> None:
+    """A host that goes quiet gets empty windows (its analysis sees IDLE) while another host is
+    busy, and when nobody sends anything every host gets one, not only the last host seen."""
+
+    async def main() -> None:
+        async with Harness(tmp_path, cfg()) as h:
+            await h.storage.commit([key(1, T0 + 1, host="a"), key(1, T0 + 2, host="b")])
+            await h.step(9.5)  # window [T0-20, T0+10) published
+            h.batches.clear()
+            await h.storage.commit([key(2, T0 + 30, host="b")])
+            await h.step(30.0)  # windows ending T0+20, T0+30, T0+40
+            by_end: dict[float, dict[str, int]] = {}
+            for b in h.batches:
+                by_end.setdefault(b.window_end, {})[b.host_id] = len(b.events)
+            assert by_end == {
+                T0 + 20: {"a": 1, "b": 1},
+                T0 + 30: {"a": 1, "b": 1},
+                T0 + 40: {"a": 0, "b": 1},  # a went quiet: an empty window, not none
+            }
+            h.batches.clear()
+            for _ in range(4):  # nobody sends: both hosts get empty windows
+                await h.step(10.0)
+            assert sorted(b.window_end for b in h.batches if b.host_id == "a") == [
+                T0 + 50,
+                T0 + 60,
+                T0 + 70,
+                T0 + 80,
+            ]
+            assert sorted(
+                (b.host_id, len(b.events)) for b in h.batches if b.window_end == T0 + 80
+            ) == [
+                ("a", 0),
+                ("b", 0),
+            ]
+
+    run(main())
+
+
 def test_duplicates_do_not_reach_windows(tmp_path: Path, run: Run) -> None:
     async def main() -> None:
         async with Harness(tmp_path, cfg()) as h:
