@@ -99,6 +99,8 @@ class StorageStatus(Message):
 
 @dataclass(frozen=True, slots=True)
 class AnalysisComplete(Message):
+    """The analysis of one host's window (``host_id`` = ``EventBatch.host_id``)."""
+
     window_start: float
     window_end: float
     state: FocusState
@@ -106,15 +108,19 @@ class AnalysisComplete(Message):
     raw_state: FocusState
     time_in_state_s: float
     features: tuple[tuple[str, float], ...] = ()
+    host_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StateChange(Message):
+    """One host's focus state changed (each host has its own tracker)."""
+
     previous: FocusState
     current: FocusState
     confidence: float
     at: float
     previous_duration_s: float
+    host_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

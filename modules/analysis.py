@@ -11,9 +11,10 @@ hysteresis/time-in-state tracker.  The engine publishes one
 changes state.  All durations are event time (``window_end``); nothing here reads a clock.
 
 Windows are analysed per host (``EventBatch.host_id``): each host has its own tracker and focus
-context (at most ``MAX_HOSTS``).  A window with non-finite bounds is refused and the module
-reports Degraded until a good window arrives.  The analyzer remembers the last few focus
-events before each window so it knows which app was in front when the window started.
+context (at most ``MAX_HOSTS``), and its AnalysisComplete/StateChange carry its ``host_id``.  A
+window with non-finite bounds is refused and the module reports Degraded until a good window
+arrives.  The analyzer remembers the last few focus events before each window so it knows which
+app was in front when the window started.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class WindowResult:
     late: Classification
     step: TrackerStep
 
-    def complete(self) -> AnalysisComplete:
+    def complete(self, host_id: str = "") -> AnalysisComplete:
         return AnalysisComplete(
             window_start=self.window_start,
             window_end=self.window_end,
@@ -66,9 +67,10 @@ class WindowResult:
             raw_state=self.full.state,
             time_in_state_s=round(self.step.time_in_state_s, 3),
             features=self.features.as_pairs(),
+            host_id=host_id,
         )
 
-    def state_change(self) -> StateChange | None:
+    def state_change(self, host_id: str = "") -> StateChange | None:
         t = self.step.transition
         if t is None:
             return None
@@ -78,6 +80,7 @@ class WindowResult:
             confidence=round(t.confidence, 4),
             at=t.at,
             previous_duration_s=round(t.previous_duration_s, 3),
+            host_id=host_id,
         )
 
 
@@ -171,8 +174,8 @@ class AnalysisEngine(Module):
             return
         self.windows_analyzed += 1
         self.last = result
-        self.publish(result.complete(), correlation_id=env.id)
-        change = result.state_change()
+        self.publish(result.complete(batch.host_id), correlation_id=env.id)
+        change = result.state_change(batch.host_id)
         if change is not None:
             self.transitions += 1
             self.publish(change, priority=Priority.HIGH, correlation_id=env.id)

@@ -130,3 +130,36 @@ def test_config_reaches_the_tracker(run: Run) -> None:
         await engine.stop()
 
     run(main())
+
+
+def test_results_and_state_changes_name_their_host(run: Run) -> None:
+    """Two hosts in different states: every AnalysisComplete and StateChange says whose it is,
+    so downstream can tell them apart."""
+
+    async def main() -> None:
+        bus, engine, got = await started()
+        wins_a, _ = batches("laptop")  # NEUTRAL, then DISTRACTED
+        for b in wins_a:
+            bus.publish(b, source=ModuleId.STORAGE)
+            # the desktop is idle all along: empty windows on the same grid
+            idle = EventBatch(b.window_start, b.window_end, (), "desktop")
+            bus.publish(idle, source=ModuleId.STORAGE)
+        await bus.join()
+        results = [e.payload for e in got if isinstance(e.payload, AnalysisComplete)]
+        assert {r.host_id for r in results} == {"laptop", "desktop"}
+        assert all(r.state is FocusState.IDLE for r in results if r.host_id == "desktop")
+        assert {r.state for r in results if r.host_id == "laptop"} == {
+            FocusState.NEUTRAL,
+            FocusState.DISTRACTED,
+        }
+        changes = [e.payload for e in got if isinstance(e.payload, StateChange)]
+        assert [(c.host_id, c.current) for c in changes] == [("laptop", FocusState.DISTRACTED)]
+        await engine.stop()
+
+    run(main())
+
+
+def test_host_id_is_optional_for_existing_constructors() -> None:
+    a = AnalysisComplete(0.0, 30.0, FocusState.FLOW, 0.9, FocusState.FLOW, 0.0)
+    s = StateChange(FocusState.FLOW, FocusState.IDLE, 0.7, 30.0, 10.0)
+    assert a.host_id == "" and s.host_id == ""
