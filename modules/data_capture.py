@@ -433,8 +433,8 @@ class _Connection(asyncio.Protocol):
                 self.last_seq = last_seq
                 if limit_rate:
                     self.tokens += room
-                if slow != b"":
-                    handle(slow)
+                if slow != b"" and not handle(slow) and limit_rate:
+                    self.tokens += 1.0  # a ping or a blank line is not an event: no unit spent
         finally:
             if n_fast:
                 stats = self.server.stats
@@ -560,7 +560,9 @@ class _Connection(asyncio.Protocol):
         )
         self._work()
 
-    def _line(self, line: bytes | None) -> None:
+    def _line(self, line: bytes | None) -> bool:
+        """Handle one line on the full path; False when it was no event at all (a ping, a blank
+        line), which spends nothing of the rate limit."""
         srv = self.server
         srv.stats.lines += 1
         if line is None:
@@ -571,12 +573,12 @@ class _Connection(asyncio.Protocol):
                     "events are small: send one event per line",
                 )
             )
-            return
+            return True
         if line[-1:] == b"\r":
             line = line[:-1]
         if not line or line.isspace():
             srv.stats.lines -= 1
-            return
+            return False
         try:
             obj = loads_object(line)
             if obj.get("kind") == "ping":
@@ -585,16 +587,16 @@ class _Connection(asyncio.Protocol):
                         "unknown_field", 'a ping is exactly {"kind":"ping"}', field="kind"
                     )
                 self._write(b'{"pong":true,"ack":%d}\n' % self.ack_sent)
-                return
+                return False
             ev = validate_event(obj, self.host_id, self.session_id)
         except IngestError as err:
             self._error(err)
-            return
+            return True
         seq = ev.seq
         if seq <= self.floor:
             srv.stats.duplicates += 1
             self.dup_unacked = True
-            return
+            return True
         if seq <= self.last_seq:
             self._error(
                 IngestError(
@@ -605,12 +607,13 @@ class _Connection(asyncio.Protocol):
                     field="seq",
                 )
             )
-            return
+            return True
         self.last_seq = seq
         srv.stats.accepted += 1
         self.pending.append(ev)
         if not self.inflight:
             self.wakeup.set()
+        return True
 
     async def _commit_loop(self) -> None:
         srv = self.server

@@ -476,6 +476,30 @@ def test_idle_connection_is_closed_and_ping_keeps_it(run: Run) -> None:
     run(main())
 
 
+def test_a_ping_spends_nothing_of_the_rate_limit(run: Run) -> None:
+    """INGEST.md §4.5: pings are not rate-limited.  With a burst of 3 events and (practically)
+    no refill, 5 pings and then 3 events all go through without a `rate` notice."""
+
+    async def main() -> None:
+        sink = MemorySink()
+        capture, bus = await serve(sink, max_events_per_s=0.001, burst_events=3)
+        peer = await Peer.tcp(capture.port)
+        await peer.hello()
+        for _ in range(5):
+            peer.send({"kind": "ping"})
+            assert await peer.line() == {"pong": True, "ack": 0}
+        peer.writer.write(b"".join(orjson.dumps(key(s)) + b"\n" for s in (1, 2, 3)))
+        got = await peer.line()
+        while got.get("ack", 0) < 3 and "error" not in got:
+            got = await peer.line()
+        assert got == {"ack": 3}, got  # not {"error": "rate", ...}
+        assert capture.stats.throttled == 0
+        assert sink.seqs() == [1, 2, 3]
+        await shutdown(capture, bus)
+
+    run(main())
+
+
 def test_publishes_raw_events_after_commit_and_host_link_status(run: Run) -> None:
     async def main() -> None:
         sink = MemorySink()

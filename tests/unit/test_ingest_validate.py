@@ -114,6 +114,16 @@ def test_privacy_error_never_echoes_the_value() -> None:
     assert info.value.code == "privacy"
 
 
+def test_an_unknown_kind_is_never_echoed() -> None:
+    secret = "clipboard: my bank PIN 4711"
+    with pytest.raises(IngestError) as info:
+        parse_event(line(kind=secret, seq=4, ts=TS))
+    wire = info.value.to_line().decode()
+    assert info.value.code == "kind" and info.value.field == "kind" and info.value.seq == 4
+    assert "clipboard" not in wire and "4711" not in wire
+    assert "use one of key, mouse, focus, idle" in wire
+
+
 def test_not_json_and_not_an_object() -> None:
     for raw in (b"", b"{", b"\xff\xfe", b"NaN", b"[]", b'"key"', b"1e400"):
         with pytest.raises(IngestError) as info:
