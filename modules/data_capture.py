@@ -16,7 +16,8 @@ being buffered) into a small backlog of lines; the backlog is worked off synchro
 * In READY every line is validated by :mod:`modules.ingest_validate`; a bad line gets one error
   line and the connection goes on.  Accepted events go to ``pending``; a per-connection committer
   task hands everything pending to ``sink.commit`` (the Storage's group commit) and only after it
-  returned sends the cumulative ``{"ack": N}`` and publishes the events as RawEvent.
+  returned sends the cumulative ``{"ack": N}`` and publishes the events as RawEvent (the whole
+  committed batch with one ``bus.publish_many``).
 * Backpressure instead of buffers: reading stops (``transport.pause_reading``) while
   ``max_unacked`` events wait for their commit, while the token bucket of the rate limit is empty,
   and while the transport's write buffer is full (a peer that does not read its replies).
@@ -808,12 +809,11 @@ class DataCapture(Module):
     # --- called by connections ----------------------------------------------------------------
 
     def _publish_events(self, batch: list[RawEvent]) -> None:
-        if not self.publish_events or self._bus is None:
+        """Publish a committed batch as RawEvents: one ``publish_many`` (one route pass and one
+        timestamp for the burst; each event still its own envelope and delivery)."""
+        if not self.publish_events or self._bus is None or not batch:
             return
-        publish = self._bus.publish
-        source = self.name
-        for ev in batch:
-            publish(ev, source=source)
+        self._bus.publish_many(batch, source=self.name)
 
     def _host_up(self, host_id: str, peer: str) -> None:
         n = self._host_conns.get(host_id, 0)

@@ -500,6 +500,43 @@ def test_a_ping_spends_nothing_of_the_rate_limit(run: Run) -> None:
     run(main())
 
 
+def test_a_committed_batch_is_published_as_one_burst(run: Run) -> None:
+    """The hot path: each committed batch goes out with one ``bus.publish_many`` -- every event
+    its own envelope, in order, sharing the burst's publish timestamp."""
+
+    async def main() -> None:
+        sink = MemorySink()
+        capture, bus = await serve(sink)
+        got: list[Any] = []
+        bus.subscribe(got.append, types=RawEvent, mode=Delivery.RELIABLE, maxsize=1000)
+        peer = await Peer.tcp(capture.port)
+        await peer.hello()
+        sink.gate.clear()  # hold the first commit open so the rest queue into one batch
+        peer.send(key(1))
+        await sink.entered.wait()
+        peer.writer.write(b"".join(orjson.dumps(key(s)) + b"\n" for s in range(2, 102)))
+        await peer.writer.drain()
+        for _ in range(5000):  # until the server has read them all (bounded wait)
+            if capture.stats.accepted == 101:
+                break
+            await asyncio.sleep(0.002)
+        assert capture.stats.accepted == 101
+        sink.gate.set()
+        ack = 0
+        while ack < 101:
+            ack = (await peer.line())["ack"]
+        await bus.join()
+        assert sink.batches == [1, 100]
+        assert [env.payload.seq for env in got] == list(range(1, 102))
+        assert len({env.id for env in got}) == 101
+        second = got[1:]
+        assert len({env.t_ns for env in second}) == 1  # one burst, one publish timestamp
+        assert got[0].t_ns < second[0].t_ns
+        await shutdown(capture, bus)
+
+    run(main())
+
+
 def test_publishes_raw_events_after_commit_and_host_link_status(run: Run) -> None:
     async def main() -> None:
         sink = MemorySink()
