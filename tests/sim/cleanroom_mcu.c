@@ -36,10 +36,22 @@ enum { UNKNOWN_TYPE = 1, BAD_LENGTH = 2, BAD_VALUE = 3, UNSUPPORTED = 4, NOT_REA
 static uint16_t tx_seq;
 static double last_tx, last_rx, heartbeat_s = 1.0;
 static int session;
-/* §5 duplicate detection: last 32 seqs acted on, and the last seq per type */
-static uint16_t window[32];
-static int window_len, window_next;
-static int32_t last_by_type[256];
+
+/* §5.0 duplicate detection: the last 32 commands acted on and the last one per type, each with
+ * its type, seq, time, and position: how far `newest` had advanced when it was stored plus its
+ * distance behind `newest`, so the same 16-bit seq after a wrap is told apart. */
+struct seen_entry {
+    int used;
+    uint8_t type;
+    uint16_t seq;
+    uint64_t where;
+    double at;
+};
+#define DUP_TTL_S 6.0
+static struct seen_entry window[32], last_by_type[256];
+static int window_next, have_newest;
+static uint16_t newest;
+static uint64_t ahead; /* how far `newest` moved since the session started */
 
 static double now_s(void) {
     struct timespec ts;
@@ -135,23 +147,51 @@ static int valid_utf8(const uint8_t *s, size_t n) {
     return 1;
 }
 
-static int seen(uint8_t type, uint16_t seq) {
-    if (last_by_type[type] == seq) return 1;
-    for (int i = 0; i < window_len; i++)
-        if (window[i] == seq) return 1;
+/* every valid frame from the host: `newest` moves when seq is ahead (RFC 1982: 1..32767 in front) */
+static void note(uint16_t seq) {
+    if (!have_newest) {
+        have_newest = 1;
+        newest = seq;
+        return;
+    }
+    uint16_t step = (uint16_t)(seq - newest);
+    if (step > 0 && step < 0x8000) {
+        newest = seq;
+        ahead += step;
+    }
+}
+
+static int matches(const struct seen_entry *e, uint8_t type, uint16_t seq, uint64_t where,
+                   double now) {
+    return e->used && e->type == type && e->seq == seq && e->where == where &&
+           now - e->at < DUP_TTL_S;
+}
+
+/* a duplicate: same type and seq acted on < 6 s ago, at most 32767 behind the newest seq */
+static int seen(uint8_t type, uint16_t seq, double now) {
+    uint16_t behind = (uint16_t)(newest - seq);
+    uint64_t where = ahead - behind;
+    if (behind >= 0x8000) return 0;
+    if (matches(&last_by_type[type], type, seq, where, now)) return 1;
+    for (int i = 0; i < 32; i++)
+        if (matches(&window[i], type, seq, where, now)) return 1;
     return 0;
 }
 
-static void remember(uint8_t type, uint16_t seq) {
-    last_by_type[type] = seq;
-    window[window_next] = seq;
+static void remember(uint8_t type, uint16_t seq, double now) {
+    struct seen_entry e = {1, type, seq, ahead - (uint16_t)(newest - seq), now};
+    last_by_type[type] = e;
+    window[window_next] = e;
     window_next = (window_next + 1) % 32;
-    if (window_len < 32) window_len++;
 }
 
-static void new_session(void) {
-    window_len = window_next = 0;
-    for (int i = 0; i < 256; i++) last_by_type[i] = -1;
+static void new_session(uint16_t hello_seq) {
+    memset(window, 0, sizeof window);
+    memset(last_by_type, 0, sizeof last_by_type);
+    window_next = 0;
+    ahead = 0;
+    have_newest = 0;
+    note(hello_seq);
 }
 
 /* §6.1: check a command; 0 if it can be executed, else the NACK reason */
@@ -162,9 +202,9 @@ static uint8_t check(uint8_t type, const uint8_t *b, size_t n) {
     if (n < need[type]) return BAD_LENGTH;
     switch (type) {
     case T_SET_POSE: return b[3] > 3 ? BAD_VALUE : 0;
-    case T_SHOW_TEXT:
-        if (b[0] > 7) return BAD_VALUE;
+    case T_SHOW_TEXT: /* §6.1: lengths before values */
         if ((size_t)b[3] > n - 4) return BAD_LENGTH;
+        if (b[0] > 7) return BAD_VALUE;
         if (b[3] > MAX_TEXT) return BAD_VALUE;
         return valid_utf8(b + 4, b[3]) ? 0 : BAD_VALUE;
     case T_SLEEP: return b[0] > 1 ? BAD_VALUE : 0;
@@ -204,6 +244,7 @@ static void handle(const uint8_t *p, size_t n) {
     size_t blen = n - 4;
     if (type & 0x80) return; /* §3: wrong direction (an echo) */
     last_rx = now_s();
+    note(seq);
     if (type == T_HELLO) {
         if (blen < 4) return;
         uint8_t lo = b[0], hi = b[1], v = (lo <= 1 && 1 <= hi) ? 1 : 0;
@@ -212,8 +253,9 @@ static void handle(const uint8_t *p, size_t n) {
         send_frame(R_HELLO_REPLY, 0, r, sizeof r);
         session = v != 0;
         if (session) {
-            new_session();
-            heartbeat_s = u16(b + 2) / 1000.0;
+            uint16_t hb = u16(b + 2);
+            new_session(seq);
+            heartbeat_s = (hb < 50 ? 50 : hb) / 1000.0; /* §4.1: below 50 ms is taken as 50 */
             fprintf(stderr, "SESSION %u\n", v);
             fflush(stderr);
         }
@@ -233,8 +275,8 @@ static void handle(const uint8_t *p, size_t n) {
             return;
         }
         send_ack(seq);
-        if (!seen(type, seq)) {
-            remember(type, seq);
+        if (!seen(type, seq, last_rx)) {
+            remember(type, seq, last_rx);
             execute(type, b);
         }
         return;
@@ -286,7 +328,7 @@ static void on_byte(uint8_t c) {
 
 int main(void) {
     uint8_t boot = 1; /* POWER_ON */
-    new_session();
+    new_session(0);
     last_rx = last_tx = now_s();
     send_frame(R_BOOT, 0, &boot, 1);
     fprintf(stderr, "BOOT\n");

@@ -5,6 +5,7 @@ process on a real pty, and driven by the real host link (SerialLink + HostProtoc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,7 +16,25 @@ from typing import Any
 
 import pytest
 
-from firmware_bridge.core.messages import Animation, Capabilities, Easing, Face, NackReason
+from firmware_bridge.core.framing import FrameDecoder, encode_frame
+from firmware_bridge.core.messages import (
+    Animation,
+    Capabilities,
+    Easing,
+    Face,
+    Flag,
+    Heartbeat,
+    Hello,
+    Message,
+    MsgType,
+    Nack,
+    NackReason,
+    Role,
+    SetGlow,
+    Tone,
+    decode_packet,
+    encode_message,
+)
 from firmware_bridge.core.protocol import (
     Connected,
     Disconnected,
@@ -189,3 +208,102 @@ def test_version_mismatch_with_the_cleanroom_firmware(run: Run, firmware: Path) 
         assert "SESSION 1" not in bench.lines
 
     run(main())
+
+
+class RawHost:
+    """The host side as plain bytes on the pty's slave: frames built by the Python codec, the
+    firmware's answers drained (and kept) so its writes never block."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.fd = os.open(bench.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        self.received = bytearray()
+        self.arrived = asyncio.Event()
+        asyncio.get_running_loop().add_reader(self.fd, self._drain)
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self.received += os.read(self.fd, 65536)
+            self.arrived.set()
+
+    async def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.001)  # the firmware is reading; its answers are drained
+
+    def messages(self) -> list[Message]:
+        return [decode_packet(p).msg for p in FrameDecoder().feed(bytes(self.received))]
+
+    def frame(self, msg: Message, seq: int, retransmit: bool = False) -> bytes:
+        return encode_frame(encode_message(msg, seq, sender=Role.HOST, retransmit=retransmit))
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.fd)
+        os.close(self.fd)
+
+
+def test_cleanroom_firmware_executes_a_command_after_the_host_counter_wrapped(
+    run: Run, firmware: Path
+) -> None:
+    # PROTOCOL.md §5.0: 65,536 frames after a TONE with seq 5, a new TONE with seq 5 is a new
+    # command (ahead of the newest seq), not a retransmission; the firmware's unbounded
+    # last-seq-per-type memory used to ACK it and stay silent
+    async def main() -> None:
+        bench = Bench(firmware)
+        await bench.boot()
+        host = RawHost(bench)
+        try:
+            await bench.wait_until(lambda: "BOOT" in bench.lines)
+            await host.send(host.frame(Hello(), 0))
+            await bench.wait_until(lambda: "SESSION 1" in bench.lines)
+            await host.send(host.frame(Tone(440, 100), 5))
+            await bench.wait_until(lambda: "TONE 440 100 128" in bench.lines)
+            beat = [host.frame(Heartbeat(), seq & 0xFFFF) for seq in range(6, 0x10000 + 5)]
+            for i in range(0, len(beat), 4096):  # seqs 6 … 65535, 0 … 4
+                await host.send(b"".join(beat[i : i + 4096]))
+            await host.send(host.frame(Tone(880, 100), 5))
+            await bench.wait_until(lambda: "TONE 880 100 128" in bench.lines, timeout=15)
+            # its retransmission right after is a duplicate again; the glow after it shows that
+            # the firmware has read past it
+            await host.send(host.frame(Tone(880, 100), 5, retransmit=True))
+            await host.send(host.frame(SetGlow(1, 2, 3), 6))
+            await bench.wait_until(lambda: any(ln.startswith("GLOW 1 2 3") for ln in bench.lines))
+        finally:
+            host.close()
+            await bench.power_off()
+            bench.close()
+        assert [ln for ln in bench.lines if ln.startswith("TONE")] == [
+            "TONE 440 100 128",
+            "TONE 880 100 128",
+        ]
+        assert "HOST SILENT" not in bench.lines
+
+    run(main())
+
+
+def test_cleanroom_firmware_checks_lengths_before_values(run: Run, firmware: Path) -> None:
+    # PROTOCOL.md §6.1: SHOW_TEXT with a bad face and a text shorter than text_len: BAD_LENGTH
+    async def main() -> list[Message]:
+        bench = Bench(firmware)
+        await bench.boot()
+        host = RawHost(bench)
+        try:
+            await bench.wait_until(lambda: "BOOT" in bench.lines)
+            await host.send(host.frame(Hello(), 0))
+            await bench.wait_until(lambda: "SESSION 1" in bench.lines)
+            bad = bytes([MsgType.SHOW_TEXT, Flag.ACK_REQ, 7, 0, 42, 0, 0, 5]) + b"ab"
+            await host.send(encode_frame(bad))
+            async with asyncio.timeout(5):
+                while not any(isinstance(m, Nack) for m in host.messages()):
+                    host.arrived.clear()
+                    await host.arrived.wait()
+            return host.messages()
+        finally:
+            host.close()
+            await bench.power_off()
+            bench.close()
+
+    nacks = [m for m in run(main()) if isinstance(m, Nack)]
+    assert nacks == [Nack(7, NackReason.BAD_LENGTH)]
