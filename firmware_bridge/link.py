@@ -297,9 +297,23 @@ class SerialLink:
         return out
 
     def command(self, msg: Message) -> None:
-        """Make ``msg`` the desired value of its slot and send it when the link can."""
-        self.protocol.command(msg)
+        """Make ``msg`` the desired value of its slot and send it when the link can.
+
+        The request is stamped with the link's clock now, so a one-shot (tone, animation) asked
+        for while the port is closed is dropped 2 s later as docs/PROTOCOL.md §6.2 says, instead
+        of being timed from the reconnect and played late.
+        """
+        self.protocol.command(msg, self._clock())
         self.wakeup()
+
+    def _clock(self) -> float:
+        """The core's clock: the loop's time (the link's loop once it runs)."""
+        if self._loop is not None:
+            return self._loop.time()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # not on a loop: the stock loop's clock is time.monotonic()
+            return time.monotonic()
 
     def wakeup(self) -> None:
         """Tell the link the desired state changed; it pulls frames when the port can take them.

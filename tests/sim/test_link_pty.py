@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from bus.messages import LinkStatus
-from firmware_bridge.core.messages import Face, Hello, HelloReply, InputKind, SetGlow
+from firmware_bridge.core.messages import Face, Hello, HelloReply, InputKind, SetGlow, Tone
 from firmware_bridge.core.protocol import (
     SLEEPY_IDLE,
     Acked,
     Event,
     HostProtocol,
     InputReceived,
+    Slot,
     Timing,
 )
 from firmware_bridge.link import (
@@ -418,5 +419,30 @@ def test_callbacks_that_raise_do_not_wedge_the_link(run: Run) -> None:
                 paint(host, 7)
                 link.wakeup()
                 await mcu.wait_until(in_sync(mcu, host), timeout=5)
+
+    run(main())
+
+
+def test_a_tone_requested_while_the_port_is_closed_is_dropped_after_2_s(run: Run) -> None:
+    # PROTOCOL.md §6.2: a one-shot not acknowledged within 2 s of being requested is dropped; a
+    # tone asked for through the link while unplugged was timed from the reconnect and played late
+    async def main() -> None:
+        statuses = Statuses()
+        async with SimulatedMcu() as mcu:
+            host = HostProtocol()
+            async with SerialLink(str(mcu.path), 115200, host, on_status=statuses) as link:
+                await link.wait_up(timeout=5)
+                mcu.unplug()
+                await statuses.wait(up=False)
+                link.command(Tone(880, 100))  # stale by the time the port returns
+                link.command(SetGlow(1, 2, 3))  # state is delivered whenever it is
+                await asyncio.sleep(2.2)  # longer on a loaded machine only makes it staler
+                mcu.replug()
+                await mcu.wait_until(in_sync(mcu, host), timeout=5)
+                assert host.slot_phase(Slot.TONE) == "clean"
+                link.command(Tone(440, 100))  # a fresh one on a live link plays
+                await mcu.wait_until(lambda: bool(mcu.tones), timeout=5)
+        assert mcu.tones == [Tone(440, 100)]
+        assert host.counters.oneshots_expired == 1
 
     run(main())
