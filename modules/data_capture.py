@@ -11,7 +11,9 @@ being buffered) into a small backlog of lines; the backlog is worked off synchro
          +------------------------------------------------------------------+
 
 * Nothing but the hello is looked at before the token matched (``hmac.compare_digest`` over
-  SHA-256 digests); the auth timer (<= 2 s) closes silent peers.  Unauthenticated peers can make
+  SHA-256 digests); the auth timer (<= 2 s from the accept, a TLS handshake included) closes
+  silent peers.  A connection counts toward ``max_connections`` from its accept, also while its
+  TLS handshake runs (``handshaking``).  Unauthenticated peers can make
   the server hold at most one read chunk plus one line.
 * In READY every line is validated by :mod:`modules.ingest_validate`; a bad line gets one error
   line and the connection goes on.  Accepted events go to ``pending``; a per-connection committer
@@ -182,6 +184,25 @@ class _Connection(asyncio.Protocol):
         self.authed = False
         self.dup_unacked = False
         self.peer_eof = False
+        # Accepted now (for TLS the protocol is made at the TCP accept, connection_made comes
+        # after the handshake): the connection counts toward max_connections from here, and the
+        # hello is due auth_timeout_s after this moment, the TLS handshake included.
+        self.accepted_at = self.loop.time()
+        self.over_limit = (
+            len(server.connections) + len(server.handshaking) >= self.cfg.max_connections
+        )
+        self.expired = False
+        self.expiry: asyncio.TimerHandle | None = None
+        if not self.over_limit:
+            server.handshaking.add(self)
+            # a failed TLS handshake never reaches connection_made: free the place when the
+            # handshake timeout (= auth_timeout_s) has ended it anyway
+            self.expiry = self.loop.call_later(self.cfg.auth_timeout_s, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        self.expiry = None
+        self.expired = True
+        self.server.handshaking.discard(self)
 
     # --- transport callbacks ------------------------------------------------------------------
 
@@ -192,7 +213,11 @@ class _Connection(asyncio.Protocol):
         self.peer = str(peer) if peer else "unix"
         srv = self.server
         srv.stats.connections += 1
-        if len(srv.connections) >= self.cfg.max_connections:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        srv.handshaking.discard(self)
+        if self.over_limit:
             srv.stats.rejected_busy += 1
             self.state = _CLOSED
             self.transport.write(
@@ -205,8 +230,12 @@ class _Connection(asyncio.Protocol):
             )
             self._linger(self.transport)
             return
+        if self.expired:  # the handshake outlasted the whole auth timeout
+            self._auth_timeout()
+            return
         srv.connections.add(self)
-        self.timer = self.loop.call_later(self.cfg.auth_timeout_s, self._auth_timeout)
+        due = self.accepted_at + self.cfg.auth_timeout_s
+        self.timer = self.loop.call_at(max(due, self.loop.time()), self._auth_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.state == _CLOSED:
@@ -678,6 +707,9 @@ class DataCapture(Module):
         self._ssl_context = ssl_context
         self.stats = IngestStats()
         self.connections: set[_Connection] = set()
+        self.handshaking: set[_Connection] = set()
+        """Accepted connections whose TLS handshake is still running (they count toward
+        ``max_connections``; plain TCP/Unix connections pass through at once)."""
         self.sessions: dict[tuple[str, str], _Connection] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._servers: list[asyncio.Server] = []

@@ -663,6 +663,90 @@ def test_tls_listener(run: Run, tmp_path: Path) -> None:
     run(main())
 
 
+def make_cert(tmp_path: Path) -> tuple[Path, Path]:
+    cert, keyf = tmp_path / "pi.crt", tmp_path / "pi.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(keyf), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, keyf
+
+
+async def settled(cond: Callable[[], bool]) -> None:
+    for _ in range(2000):  # until the server got there (bounded wait, not a timing assumption)
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the server did not get there")
+
+
+def test_connections_in_the_tls_handshake_count_toward_max_connections(
+    run: Run, tmp_path: Path
+) -> None:
+    """INGEST.md §3/§8: a connection counts from its TCP accept.  Two peers that connect and
+    never start the handshake fill max_connections=2: a third gets `busy`.  Their places are
+    freed when the handshake timeout (= auth_timeout_s) ends them."""
+    cert, keyf = make_cert(tmp_path)
+
+    async def main() -> None:
+        sink = MemorySink()
+        capture, bus = await serve(
+            sink, tls_cert=str(cert), tls_key=str(keyf), max_connections=2, auth_timeout_s=1.0
+        )
+        ctx = ssl.create_default_context(cafile=str(cert))
+        silent = [await Peer.tcp(capture.port) for _ in range(2)]  # TCP only, no ClientHello
+        await settled(lambda: len(capture.handshaking) == 2)
+        third = await Peer.tcp(capture.port, ssl=ctx, server_hostname="localhost")
+        err = await third.line()
+        assert err["error"] == "busy" and err["fatal"] is True
+        assert await third.closed()
+        assert capture.stats.rejected_busy == 1 and sink.seqs() == []
+        # the silent two are ended by the handshake timeout, and their places are free again
+        for peer in silent:
+            assert await peer.closed()
+        await settled(lambda: not capture.handshaking)
+        fourth = await Peer.tcp(capture.port, ssl=ctx, server_hostname="localhost")
+        assert (await fourth.hello())["welcome"] is True
+        fourth.send(key(1))
+        assert await fourth.line() == {"ack": 1}
+        await shutdown(capture, bus)
+
+    run(main())
+
+
+def test_the_hello_is_due_auth_timeout_after_the_accept_handshake_included(
+    run: Run, tmp_path: Path
+) -> None:
+    """The TLS handshake spends the hello's time: the auth timer runs from the TCP accept,
+    not from the end of the handshake (a slow handshake leaves less time for the hello)."""
+    cert, keyf = make_cert(tmp_path)
+
+    async def main() -> None:
+        sink = MemorySink()
+        capture, bus = await serve(sink, tls_cert=str(cert), tls_key=str(keyf), auth_timeout_s=2.0)
+        loop = asyncio.get_running_loop()
+        raw = await Peer.tcp(capture.port)
+        await settled(lambda: len(capture.handshaking) == 1)
+        (conn,) = capture.handshaking
+        await asyncio.sleep(0.5)  # a slow client: the handshake starts half a second late
+        ctx = ssl.create_default_context(cafile=str(cert))
+        await raw.writer.start_tls(ctx, server_hostname="localhost")
+        handshake_done = loop.time()
+        await settled(lambda: conn in capture.connections)
+        assert conn.timer is not None
+        # due 2 s after the accept, not 2 s after the handshake ended
+        assert conn.timer.when() == pytest.approx(conn.accepted_at + 2.0, abs=1e-6)
+        assert conn.accepted_at <= handshake_done - 0.5
+        err = await raw.line(timeout=10)
+        assert err["error"] == "auth_timeout" and err["fatal"] is True
+        await shutdown(capture, bus)
+
+    run(main())
+
+
 def test_without_a_sink_the_module_does_not_listen(run: Run) -> None:
     async def main() -> None:
         bus = Bus(ModuleRegistry())
