@@ -11,8 +11,8 @@ absorbs.  Jitter never moves it backwards; a real step back (the first host seen
 set back) is followed and Storage starts its window grid again.  Until a host has sent anything,
 the Pi's wall clock is used.
 
-:class:`ObservingSink` wraps the storage sink so every durably committed batch feeds the
-follower (the composition root wires it for ``skelly run``; the simulator uses its SimClock).
+:class:`ObservingSink` wraps the storage sink so every batch feeds the follower as it is
+committed (the composition root wires it for ``skelly run``; the simulator uses its SimClock).
 """
 
 from __future__ import annotations
@@ -66,17 +66,18 @@ class HostTimeFollower:
 
 class ObservingSink:
     """An :class:`~modules.data_capture.EventSink` that tells ``observe`` the newest ``ts`` of
-    every batch it durably committed."""
+    every batch *before* committing it: Storage places committed events in its window buffer
+    on the clock's time line, so that line must already be the host's (observing after the
+    commit left the first batch from a host behind the Pi out of every window)."""
 
     def __init__(self, sink: EventSink, observe: Callable[[float], None]) -> None:
         self.sink = sink
         self.observe = observe
 
     async def commit(self, events: Sequence[RawEvent]) -> int:
-        new = await self.sink.commit(events)
         if events:
             self.observe(max(e.ts for e in events))
-        return new
+        return await self.sink.commit(events)
 
     async def resume_point(self, host_id: str, session_id: str) -> int:
         return await self.sink.resume_point(host_id, session_id)

@@ -4,6 +4,7 @@ clock is hours off (a Pi without RTC or NTP), which the Pi's own clock cannot do
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -72,8 +73,50 @@ def test_storage_regrids_its_windows_when_the_clock_steps_back(tmp_path: Path) -
     assert [b.window_end for b in storage.emit_due(now=2_011.0)] == [2_010.0]
 
 
-async def _windows_with_host_behind(tmp_path: Path, follow: bool) -> list[EventBatch]:
-    """Host clock 2 h behind the Pi: stream 4 s of typing, collect the windows."""
+class ManualTime:
+    """The Pi's monotonic clock, advanced only by the test; ``sleep`` waits on it (so Storage's
+    window task runs exactly when the test moves time, however busy the machine is)."""
+
+    def __init__(self) -> None:
+        self.t = 500.0
+        self._moved = asyncio.Condition()
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def advance(self, dt: float) -> None:
+        self.t += dt
+        async with self._moved:
+            self._moved.notify_all()
+        for _ in range(5):  # let the woken tasks run
+            await asyncio.sleep(0)
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.t + seconds
+        async with self._moved:
+            await self._moved.wait_for(lambda: self.t >= until)
+
+
+async def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+SKEW = -7200.0
+STEP = 0.2  # host seconds per chunk
+PER_STEP = 10  # events per chunk: 50 per second
+
+
+async def _windows_with_host_behind(
+    tmp_path: Path, follow: bool
+) -> tuple[list[EventBatch], list[float]]:
+    """Host clock 2 h behind the Pi: stream 4 s of typing (host time), collect the windows.
+
+    With ``follow`` the Pi's monotonic clock is a :class:`ManualTime` that moves one chunk at a
+    time, each chunk durably acknowledged first: which window holds which event is then fixed,
+    not a matter of how fast the machine is.  Without it Storage runs on the Pi's wall clock."""
     cfg = StorageConfig(
         window_s=3.0,
         emit_every_s=1.0,
@@ -81,8 +124,12 @@ async def _windows_with_host_behind(tmp_path: Path, follow: bool) -> list[EventB
         commit_max_wait_s=0.0,
         aggregate_bucket_s=60.0,
     )
-    follower = HostTimeFollower()
-    storage = Storage(cfg, tmp_path / "db", clock=follower.now if follow else time.time)
+    mono = ManualTime()
+    follower = HostTimeFollower(monotonic=mono)
+    if follow:
+        storage = Storage(cfg, tmp_path / "db", clock=follower.now, sleep=mono.sleep)
+    else:
+        storage = Storage(cfg, tmp_path / "db", clock=time.time)
     bus = Bus(ModuleRegistry())
     batches: list[EventBatch] = []
 
@@ -97,29 +144,42 @@ async def _windows_with_host_behind(tmp_path: Path, follow: bool) -> list[EventB
     await capture.start(bus)
     client = IngestClient(f"127.0.0.1:{capture.port}", TOKEN, host_id="h", session_id="s")
     await client.start()
-    skew = -7200.0
-    start = time.monotonic()
-    while time.monotonic() - start < 4.0:
-        await client.send({"kind": "key", "ts": time.time() + skew, "correction": False})
-        await asyncio.sleep(0.02)
-    await client.flush(timeout=10)
-    await asyncio.sleep(1.5)  # let the last windows close
+    base = time.time() + SKEW
+    sent: list[float] = []
+    for chunk in range(round(4.0 / STEP)):
+        for i in range(PER_STEP):
+            ts = base + chunk * STEP + i * (STEP / PER_STEP)
+            await client.send({"kind": "key", "ts": ts, "correction": False})
+            sent.append(ts)
+        await client.flush(timeout=30)  # durably committed, so in Storage's window buffer
+        await mono.advance(STEP)
+    if follow:
+        last_end = math.floor(sent[-1] / cfg.emit_every_s + 1) * cfg.emit_every_s
+        while not (batches and batches[-1].window_end >= last_end):
+            await mono.advance(STEP)  # let the last windows close
+            await _wait_for(lambda: storage.windows_emitted == len(batches), "the bus")
+    else:
+        seen = len(batches)
+        await _wait_for(lambda: len(batches) > seen, "a window after the last commit")
     await client.close()
     await capture.stop()
     await storage.stop()
     await bus.aclose()
-    return batches
+    return batches, sent
 
 
 def test_windows_follow_a_host_clock_hours_away_from_the_pi(run: Run, tmp_path: Path) -> None:
-    batches = run(_windows_with_host_behind(tmp_path / "follow", follow=True))
-    full = [b for b in batches if len(b.events) >= 50]
-    assert len(full) >= 2, [len(b.events) for b in batches]
-    # the windows are cut on the host's time line, 2 h behind the Pi's
-    assert all(abs(b.window_end - (time.time() - 7200)) < 60 for b in full)
+    batches, sent = run(_windows_with_host_behind(tmp_path / "follow", follow=True))
+    # the windows are cut on the host's time line, 2 h behind the Pi's ...
+    assert all(abs(b.window_end - (time.time() + SKEW)) < 60 for b in batches)
+    # ... and each holds exactly the host's events of its span
+    got = [(b.window_end, len(b.events)) for b in batches]
+    want = [(b.window_end, sum(b.window_start <= t < b.window_end for t in sent)) for b in batches]
+    assert got == want
+    assert sum(n >= 100 for _, n in got) >= 2, got  # full 3 s windows (150 events) among them
 
 
 def test_the_pis_own_clock_would_leave_those_windows_empty(run: Run, tmp_path: Path) -> None:
-    batches = run(_windows_with_host_behind(tmp_path / "pi", follow=False))
+    batches, _sent = run(_windows_with_host_behind(tmp_path / "pi", follow=False))
     assert batches, "windows are still emitted on the Pi's clock"
     assert all(len(b.events) == 0 for b in batches), [len(b.events) for b in batches]
