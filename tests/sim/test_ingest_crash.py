@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,20 @@ def test_kill9_during_ingest_never_loses_an_acknowledged_event(tmp_path: Path) -
 
         producer = asyncio.create_task(produce())
         advanced = 0
+        in_flight = 0
         lost: list[str] = []
         started = time.monotonic()
         for n in range(KILLS):
             service = await start_service(db, token_file, port, "--uvloop")
             before = client.acked
-            await asyncio.sleep(rng.uniform(0.005, 0.12))
+            if n % 5 != 4:
+                # mid-ingest: wait (event-driven, however slow the machine) until this service
+                # has acknowledged something, then kill it a random moment later while the
+                # producer keeps it busy; every fifth kill lands right after READY instead
+                await _wait_until(lambda b=before: client.acked > b, f"kill {n}: no ack", 60.0)
+                await asyncio.sleep(rng.uniform(0.0, 0.05))
+            if client.last_seq > client.acked:
+                in_flight += 1  # events were sent and not yet acknowledged at the kill
             await service.kill9()
             await asyncio.sleep(0)  # let the client's reader see what arrived before the kill
             acked = client.acked
@@ -87,13 +96,24 @@ def test_kill9_during_ingest_never_loses_an_acknowledged_event(tmp_path: Path) -
         assert await service.terminate() == 0
         elapsed = time.monotonic() - started
         assert not lost, lost
-        # the kills must have hit a live ingest most of the time, else this proved little
-        assert advanced >= KILLS // 2, f"acks advanced in only {advanced} of {KILLS} rounds"
+        # the kills must have hit a live ingest with events in flight, else this proved little
+        assert advanced >= KILLS * 4 // 5, f"acks advanced in only {advanced} of {KILLS} rounds"
+        assert in_flight >= KILLS // 2, f"events in flight at only {in_flight} of {KILLS} kills"
         assert client.connects >= KILLS // 2
         seqs = await asyncio.to_thread(stored_seqs, db, HOST, SESSION)
         assert seqs == list(range(1, last + 1)), "stored set differs from the sent set"
         assert await asyncio.to_thread(integrity, db) == ["ok"]
         assert last > 1000
-        print(f"{KILLS} kills in {elapsed:.1f} s, {last} events, {client.connects} connects")
+        print(
+            f"{KILLS} kills in {elapsed:.1f} s, {last} events, {client.connects} connects, "
+            f"{in_flight} with events in flight"
+        )
 
     asyncio.run(scenario())
+
+
+async def _wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.002)
