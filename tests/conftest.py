@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
+from tests.slowness import FACTOR
+
 T = TypeVar("T")
 
 LOOPS = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
@@ -36,6 +38,12 @@ def run(loop_name: str) -> Callable[[Coroutine[Any, Any, T]], T]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if FACTOR != 1.0:  # a slow machine (tests/slowness.py): scale every test's timeout
+        limit = float(config.getini("timeout") or 0) * FACTOR
+        for item in items:
+            marker = item.get_closest_marker("timeout")
+            base = float(marker.args[0]) * FACTOR if marker and marker.args else limit
+            item.add_marker(pytest.mark.timeout(base))
     if os.environ.get("SKELLY_HARDWARE") == "1":
         return
     skip = pytest.mark.skip(reason="hardware test: set SKELLY_HARDWARE=1 on a Pi with the figurine")
