@@ -617,15 +617,22 @@ class Database:
         ]
 
     def recent_ts(self, host_id: str, n: int = 31) -> list[float]:
-        """The ``n`` newest timestamps stored for ``host_id`` (newest first)."""
-        return [
-            float(r[0])
-            for r in self.conn.execute(
-                "SELECT ts FROM events WHERE +session IN "
-                "(SELECT id FROM sessions WHERE host_id = ?) ORDER BY ts DESC LIMIT ?",
-                (host_id, n),
-            )
+        """The timestamps of ``host_id``'s ``n`` last stored events of each of its sessions,
+        newest first, at most ``n`` (by the primary key: no scan of other hosts' events)."""
+        sessions = [
+            int(r[0])
+            for r in self.conn.execute("SELECT id FROM sessions WHERE host_id = ?", (host_id,))
         ]
+        out: list[float] = []
+        for sid in sessions:
+            out.extend(
+                float(r[0])
+                for r in self.conn.execute(
+                    "SELECT ts FROM events WHERE session = ? ORDER BY seq DESC LIMIT ?", (sid, n)
+                )
+            )
+        out.sort(reverse=True)
+        return out[:n]
 
     def purge_aggregates(self, before_ts: float) -> int:
         a = self.conn.execute("DELETE FROM aggregates WHERE bucket_end < ?", (before_ts,)).rowcount
