@@ -660,8 +660,9 @@ class SerialLink:
             log.info("link %s up", self.url)
         elif detail == "link stopped":
             log.info("link %s stopped", self.url)
-        else:
+        elif detail != self.last_error:  # the same reason is noted next: log it once
             log.warning("link %s down: %s", self.url, detail)
+            self.last_error = detail
         if self.on_status is not None:
             status = LinkStatus(link=self.name, up=up, peer=self.url, detail=detail)
             self._call(self.on_status, status)

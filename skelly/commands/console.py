@@ -22,13 +22,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from firmware_bridge.core.errors import BridgeError, MessageError
+from firmware_bridge.core.errors import BaudRateError, BridgeError, MessageError
 from firmware_bridge.core.protocol import Connected, Event, HostProtocol, Incompatible, Timing
 from firmware_bridge.debug import (
     COMMAND_HELP,
@@ -48,6 +49,26 @@ raw                                                            toggle raw chunks
 counters                                                       link and frame counters
 help / quit"""
 )
+#: words the console itself answers (typed or given with --send); anything else goes to the MCU
+CONSOLE_WORDS = frozenset({"help", "hex", "raw", "counters", "stats", "quit", "exit"})
+
+
+def is_console_word(line: str) -> bool:
+    return line.strip().lower() in CONSOLE_WORDS
+
+
+def check_baud(baud: int) -> int:
+    """A baud rate the link and its timers can use, else a one-line SkellyError naming it."""
+    from firmware_bridge.core.protocol import Timing
+
+    try:
+        Timing.for_baud(baud)
+    except BaudRateError:
+        raise SkellyError(
+            f"--baud must be a positive whole number of bits per second (the figurine uses "
+            f"115200; docs/PROTOCOL.md §1: 9600 … 921600 work), got {baud}"
+        ) from None
+    return baud
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
         raise SkellyError(f"--count must be at least 1, got {args.count}")
     if args.duration is not None and args.duration <= 0:
         raise SkellyError(f"--duration must be positive seconds, got {args.duration}")
+    check_baud(args.baud)
     for line in args.send:
+        if is_console_word(line):
+            continue  # help, counters, hex, ...: answered by the console like typed ones
         try:
             parse_command(line)
         except MessageError as exc:
@@ -146,12 +170,20 @@ class Session:
         self.out.write(text + "\n")
         self.out.flush()
 
+    def _count_reached(self) -> bool:
+        return self.count is not None and self.shown >= self.count
+
     def on_bytes(self, direction: str, wall: float, data: bytes) -> None:
+        if self._count_reached():
+            return  # --count frames are shown: nothing more, however many are still arriving
         for line in self.view.feed(direction, wall, data):
-            self.print(line)
             if not line.startswith(" ") and " raw " not in line[:30]:
-                self.shown += 1  # frames and damage reports; not wire/raw byte lines
-        if self.count is not None and self.shown >= self.count:
+                # frames and damage reports; not wire/raw byte lines, which belong to a frame
+                if self._count_reached():
+                    break  # one chunk can carry several frames: show exactly --count
+                self.shown += 1
+            self.print(line)
+        if self._count_reached():
             self.done.set()
 
     def command(self, line: str) -> None:
@@ -298,9 +330,16 @@ async def _direct(args: argparse.Namespace) -> int:
 
     session = Session(args)
     protocol = HostProtocol(Timing.for_baud(args.baud))
+    if not getattr(args, "verbose", 0):
+        # every link change is a console line already ("-- link down", "-- connected"); the
+        # link's own WARNING log lines would repeat them on stderr, interleaved
+        logging.getLogger("firmware_bridge.link").setLevel(logging.ERROR)
+    ever_up = False
 
     def on_event(event: Event) -> None:
+        nonlocal ever_up
         if isinstance(event, Connected):
+            ever_up = True
             caps = event.capabilities
             session.print(
                 f"-- connected: MCU firmware {'.'.join(map(str, event.fw_version))}, protocol "
@@ -319,9 +358,17 @@ async def _direct(args: argparse.Namespace) -> int:
         protocol,
         raw_tap=session.on_bytes,
         on_event=on_event,
-        on_status=lambda s: None if s.up else session.print(f"-- link down: {s.detail}"),
+        on_status=lambda s: None if s.up else on_down(s.detail),
         name="console",
     )
+
+    def on_down(detail: str) -> None:
+        if detail == "link stopped":
+            return  # the console is exiting
+        if ever_up:  # an outage (cable pulled, MCU reset): one line, the link reconnects itself
+            session.print(f"-- link down: {detail}; reconnecting when the MCU is back")
+        else:
+            session.print(f"-- link down: {detail}")
 
     def send(line: str) -> None:
         try:
@@ -338,7 +385,7 @@ async def _direct(args: argparse.Namespace) -> int:
 
     async def hint_if_silent() -> None:
         await asyncio.sleep(args.connect_timeout)
-        if not link.is_up:
+        if not ever_up:  # never answered: an outage after a handshake is not a firmware problem
             session.print(
                 f"-- no handshake with the MCU after {args.connect_timeout:g} s: check that its "
                 f"firmware runs, speaks docs/PROTOCOL.md and uses {args.baud} baud (--raw shows "
@@ -347,7 +394,7 @@ async def _direct(args: argparse.Namespace) -> int:
 
     hint = asyncio.create_task(hint_if_silent(), name="console-handshake-hint")
     async with link:
-        if args.send:
+        if any(not is_console_word(line) for line in args.send):
             try:
                 await link.wait_up(args.connect_timeout)
             except TimeoutError:
@@ -356,8 +403,8 @@ async def _direct(args: argparse.Namespace) -> int:
                     f"{args.connect_timeout:g} s: check that its firmware runs, speaks this "
                     f"protocol (docs/PROTOCOL.md) and uses {args.baud} baud"
                 ) from None
-            for line in args.send:
-                send(line)
+        for line in args.send:
+            session.command(line)  # `--send help` works like typed `help`
         await session.serve()
         hint.cancel()
         session.counters()
@@ -427,7 +474,7 @@ async def _attached(args: argparse.Namespace, path: Path) -> int:
     pump_task = asyncio.create_task(pump(), name="console-socket-reader")
     try:
         for line in args.send:
-            session.send(line)
+            session.command(line)
         await session.serve()
         if not pump_task.done():
             counters()

@@ -309,3 +309,100 @@ def test_silent_mcu_with_send_is_a_clear_error(run: Run, tmp_path: Path) -> None
     assert err.startswith("skelly: error: the MCU on ")
     assert "did not answer the handshake" in err
     assert "Traceback" not in err
+
+
+def test_send_help_prints_the_help_like_typed_help(run: Run, tmp_path: Path) -> None:
+    # the README lists `help` among the commands; `--send help` said "unknown command 'help'"
+    async def main() -> tuple[int, str, str]:
+        async with SimulatedMcu() as mcu:
+            return await console(
+                *("--port", str(mcu.path), "--socket", str(tmp_path / "none.sock")),
+                *("--send", "help", "--duration", "0.5"),
+            )
+
+    code, out, err = run(main())
+    assert code == 0, err
+    assert "tone HZ SECONDS" in out and "counters" in out and "help / quit" in out
+
+
+@pytest.mark.parametrize("baud", ["0", "-9600"])
+def test_a_bad_baud_is_one_line_naming_it(run: Run, tmp_path: Path, baud: str) -> None:
+    # --baud 0 was a ZeroDivisionError traceback, --baud -9600 "cannot use serial url"
+    async def main() -> tuple[int, str, str]:
+        async with SimulatedMcu() as mcu:
+            return await console(
+                *("--port", str(mcu.path), "--socket", str(tmp_path / "x.sock")),
+                *("--baud", baud, "--duration", "0.5"),
+            )
+
+    code, out, err = run(main())
+    assert code == 2
+    assert err.splitlines() == [
+        "skelly: error: --baud must be a positive whole number of bits per second (the "
+        f"figurine uses 115200; docs/PROTOCOL.md §1: 9600 … 921600 work), got {baud}"
+    ]
+    assert out == ""
+
+
+def test_count_shows_exactly_that_many_frames(run: Run, tmp_path: Path) -> None:
+    async def main() -> tuple[int, str, str]:
+        async with SimulatedMcu() as mcu:
+            return await console(
+                *("--port", str(mcu.path), "--socket", str(tmp_path / "none.sock")),
+                *("--send", "glow 1 2 3", "--send", "pose 0.5", "--send", "text hi"),
+                *("--count", "8", "--duration", "10"),
+            )
+
+    code, out, err = run(main())
+    assert code == 0, err
+    shown = [ln for ln in out.splitlines() if "host→mcu #" in ln or "mcu→host #" in ln]
+    assert len(shown) == 8, out
+
+
+def test_a_short_unplug_is_one_clear_status_line(run: Run, tmp_path: Path) -> None:
+    # during a 2 s unplug the console suggested checking the firmware and the baud rate, and the
+    # link's WARNING lines repeated each other on stderr
+    async def main() -> tuple[list[str], str]:
+        async with SimulatedMcu() as mcu:
+            proc = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "skelly.cli", "console", "--port", str(mcu.path)),
+                *("--socket", str(tmp_path / "none.sock"), "--connect-timeout", "2"),
+                *("--hide", "heartbeat"),
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert proc.stdin is not None and proc.stdout is not None
+            lines: list[str] = []
+
+            async def until(text: str, times: int = 1) -> None:
+                assert proc.stdout is not None
+                while sum(text in ln for ln in lines) < times:
+                    line = await proc.stdout.readline()
+                    assert line, f"console ended before {text!r}: {lines}"
+                    lines.append(line.decode().rstrip("\n"))
+
+            async with asyncio.timeout(30):
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                await until("-- connected")
+                mcu.unplug()
+                await until("-- link down")
+                # stay away past --connect-timeout, when the old hint fired
+                await asyncio.sleep(max(0.0, started + 2.5 - loop.time()))
+                mcu.replug()
+                await until("-- connected", times=2)
+                proc.stdin.close()  # end of input: the console exits a moment later
+                rest, err = await proc.communicate()
+            lines += rest.decode().splitlines()
+            assert proc.returncode == 0, err
+            return lines, err.decode()
+
+    lines, err = run(main())
+    first_up = next(i for i, ln in enumerate(lines) if "-- connected" in ln)
+    after = lines[first_up:]
+    downs = [ln for ln in after if ln.startswith("-- link down")]
+    assert len(downs) == 1 and "reconnecting when the MCU is back" in downs[0], after
+    assert not any("check that its firmware runs" in ln for ln in after), after
+    assert "WARNING" not in err, err

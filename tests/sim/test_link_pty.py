@@ -8,6 +8,7 @@ timed assertions are the "re-synced within 2 s after the port returns" bounds th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -448,3 +449,22 @@ def test_a_tone_requested_while_the_port_is_closed_is_dropped_after_2_s(run: Run
         assert host.counters.oneshots_expired == 1
 
     run(main())
+
+
+def test_an_unplug_is_logged_once(run: Run, caplog: pytest.LogCaptureFixture) -> None:
+    # the reason a session ended was logged twice ("down: X" and then "X"), one after the other
+    async def main() -> None:
+        statuses = Statuses()
+        async with SimulatedMcu() as mcu:
+            host = HostProtocol()
+            async with SerialLink(str(mcu.path), 115200, host, on_status=statuses) as link:
+                await link.wait_up(timeout=5)
+                mcu.unplug()
+                # the link notes why the session ended in the same step as it reports it down
+                await statuses.wait(up=False)
+                assert link.last_error.endswith("closed (unplugged?)")
+
+    with caplog.at_level(logging.WARNING, logger="firmware_bridge.link"):
+        run(main())
+    closed = [r for r in caplog.records if "closed (unplugged?)" in r.getMessage()]
+    assert len(closed) == 1, [r.getMessage() for r in caplog.records]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import io
+
 import pytest
 
 from firmware_bridge.core.errors import MessageError
 from firmware_bridge.core.framing import encode_frame
 from firmware_bridge.core.messages import (
+    Ack,
     Animation,
     Easing,
     Face,
@@ -23,6 +27,8 @@ from firmware_bridge.core.messages import (
     encode_message,
 )
 from firmware_bridge.debug import FrameView, parse_command
+from skelly.commands.console import Session, check_baud
+from skelly.errors import SkellyError
 
 
 @pytest.mark.parametrize(
@@ -65,7 +71,9 @@ def test_command_lines_become_the_same_messages_as_the_host_api(line: str, msg: 
         ("pose 0.5 easing=wobbly", "unknown easing 'wobbly'; choose one of: linear"),
         ("face grumpy", "unknown face 'grumpy'"),
         ('text "open', "check the quotes"),
-        ("tone 5 1", "Tone.freq_hz must be an integer in 20..65535"),
+        # one range, one message, whichever side of it (typed and --send used to differ)
+        ("tone 5 1", "Tone.freq_hz must be 0 (silence) or 20..20000 Hz, got 5"),
+        ("tone 30000 1", "Tone.freq_hz must be 0 (silence) or 20..20000 Hz, got 30000"),
         ("anim spin", "unknown animation 'spin'"),
         ("anim wave speed=inf", "speed must be within 0.01..2.55"),
         ("anim wave speed=nan", "speed must be within 0.01..2.55"),
@@ -110,3 +118,45 @@ def test_frame_view_reports_damage_and_hides_what_it_is_told() -> None:
     assert "!! 1 damaged frame(s) dropped" in lines[0]
     assert "mcu→host #00002 HELLO_REPLY" in lines[1] and "led_count=12" in lines[1]
     assert (view.counts.rx, view.counts.rx_bad) == (2, 1)
+
+
+def console_args(**kw: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "hide": "", "hex": False, "raw": False, "count": None, "duration": None, "no_input": True
+    }  # fmt: skip
+    values.update(kw)
+    return argparse.Namespace(**values)
+
+
+@pytest.mark.parametrize("hex_mode", [False, True])
+def test_count_shows_exactly_that_many_frames_when_a_chunk_carries_more(hex_mode: bool) -> None:
+    out = io.StringIO()
+    session = Session(console_args(count=2, hex=hex_mode), out)
+    acks = b"".join(encode_frame(encode_message(Ack(i), i, sender=Role.MCU)) for i in range(3))
+    session.on_bytes("rx", 0.0, acks)  # three frames in one read
+    session.on_bytes("rx", 0.0, acks)  # and more arriving before the console exits
+    frames = [ln for ln in out.getvalue().splitlines() if "mcu→host" in ln]
+    assert [ln.split()[2] for ln in frames] == ["#00000", "#00001"]
+    wires = [ln for ln in out.getvalue().splitlines() if "wire:" in ln]
+    assert len(wires) == (2 if hex_mode else 0)  # each shown frame keeps its wire line
+    assert session.done.is_set()
+
+
+def test_help_is_a_console_word_for_send_too() -> None:
+    out = io.StringIO()
+    session = Session(console_args(), out)
+    sent: list[str] = []
+    session.send = sent.append
+    session.command("help")
+    session.command("glow 1 2 3")
+    assert "tone HZ SECONDS" in out.getvalue() and "counters" in out.getvalue()
+    assert sent == ["glow 1 2 3"]
+
+
+@pytest.mark.parametrize("baud", [0, -9600])
+def test_a_bad_baud_rate_is_named(baud: int) -> None:
+    with pytest.raises(
+        SkellyError, match=rf"^--baud must be a positive whole number .*, got {baud}$"
+    ):
+        check_baud(baud)
+    assert check_baud(9600) == 9600

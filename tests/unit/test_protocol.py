@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from firmware_bridge.core.errors import MessageError, ProtocolStateError
+from firmware_bridge.core.errors import BaudRateError, MessageError, ProtocolStateError
 from firmware_bridge.core.framing import FrameDecoder, encode_frame
 from firmware_bridge.core.messages import (
     Ack,
@@ -956,3 +956,11 @@ def test_a_new_press_after_the_mcu_counter_wrapped_is_reported() -> None:
     again = InputEvent(InputKind.LONG_PRESS, 0, 900, 700)
     events = host.receive_data(encode_frame(encode_message(again, 5, sender=Role.MCU)), 0.3)
     assert events == [InputReceived(again, 5)]
+
+
+@pytest.mark.parametrize("baud", [0, -9600, True, 9600.0])
+def test_timing_for_baud_refuses_what_is_not_a_positive_whole_number(baud: object) -> None:
+    # --baud 0 used to end in a ZeroDivisionError deep inside the console
+    with pytest.raises(BaudRateError, match=rf"positive whole number, got {baud!r}"):
+        Timing.for_baud(baud)  # type: ignore[arg-type]
+    assert issubclass(BaudRateError, ValueError)
