@@ -5,7 +5,10 @@ task owns the connection: it connects (TCP, TLS or Unix socket), says hello, dro
 welcome's ``resume_seq`` says is stored, resends the rest in order, then streams new events; on a
 disconnect or a retryable fatal error it reconnects with capped, jittered exponential backoff.
 An optional :class:`Spool` mirrors the unacknowledged events in a file, so a restarted sender
-(``skelly send``) resumes where it stopped.
+(``skelly send``) resumes where it stopped; the spool is locked (``flock`` on ``<spool>.lock``)
+while a client uses it, so two senders never share one (docs/CLI.md §3).  A failed connection
+is reported at every retry through ``on_problem`` (or ``on_status``), with the reason and the
+delay before the next try.
 
 Usage::
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import random
@@ -48,6 +52,63 @@ class IngestClientError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class SpoolLockedError(ValueError):
+    """Another process (another ``skelly send``) uses this spool file."""
+
+    def __init__(self, path: Path, pid: str) -> None:
+        who = f" (pid {pid})" if pid else ""
+        super().__init__(
+            f"the spool {path} is in use by another skelly send{who} with the same host and "
+            "session; let it finish or stop it, or give this run another --session (or --spool)"
+        )
+        self.path = path
+        self.pid = pid
+
+
+def spool_lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def lock_spool(path: Path) -> int:
+    """Take the exclusive lock of the spool ``path``; return its fd (holding our pid).
+
+    Raises :class:`SpoolLockedError` at once if another process holds it.  The holder removes
+    the lock file when it is done (:func:`unlock_spool`), so after taking the lock we check that
+    the file we locked is still the one at the path, and start over if it is not.
+    """
+    lock_path = spool_lock_path(path)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 32, 0).decode().strip()
+            os.close(fd)
+            raise SpoolLockedError(path, holder) from None
+        try:
+            now = os.stat(lock_path)
+            mine = os.fstat(fd)
+            same = (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def unlock_spool(fd: int, path: Path) -> None:
+    """Remove the lock file (while still holding it) and release the lock."""
+    with contextlib.suppress(OSError):
+        spool_lock_path(path).unlink()
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -84,7 +145,8 @@ class Spool:
     ``append`` buffers the line and ``flush`` hands the buffer to the OS (``skelly send`` flushes
     after every input chunk, so a killed sender keeps what it read; not fsynced per line);
     ``settled`` compacts the file when at least half of it is acknowledged; ``close`` compacts
-    and fsyncs.
+    and fsyncs.  ``load`` takes the spool's lock (:func:`lock_spool`: a second user is refused
+    with :class:`SpoolLockedError`) and ``close`` releases it.
     """
 
     def __init__(self, path: str | os.PathLike[str], host_id: str, session_id: str) -> None:
@@ -92,11 +154,32 @@ class Spool:
         self.host_id = host_id
         self.session_id = session_id
         self._f: Any = None
+        self._lock_fd: int | None = None
         self._lines_in_file = 0
         self._acked_in_file = 0
 
+    def lock(self) -> None:
+        """Take the spool's lock (idempotent); :class:`SpoolLockedError` if another has it."""
+        if self._lock_fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = lock_spool(self.path)
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            unlock_spool(self._lock_fd, self.path)
+            self._lock_fd = None
+
     def load(self) -> list[tuple[int, bytes]]:
-        """Events left from an earlier run of this session (a torn last line is ignored)."""
+        """Lock the spool and return the events left from an earlier run of this session (a
+        torn last line is ignored)."""
+        self.lock()
+        try:
+            return self._load()
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _load(self) -> list[tuple[int, bytes]]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -163,15 +246,18 @@ class Spool:
             self._rewrite(remaining())
 
     def close(self, remaining: list[bytes]) -> None:
-        if self._f is None:
-            return
-        if remaining:
-            self._rewrite(remaining)
-            self._f.close()
-        else:
-            self._f.close()
-            self.path.unlink(missing_ok=True)
-        self._f = None
+        try:
+            if self._f is None:
+                return
+            if remaining:
+                self._rewrite(remaining)
+                self._f.close()
+            else:
+                self._f.close()
+                self.path.unlink(missing_ok=True)
+            self._f = None
+        finally:
+            self.unlock()
 
 
 class IngestClient:
@@ -192,6 +278,7 @@ class IngestClient:
         client_name: str = "skelly-ingest-client/1",
         on_refused: Callable[[dict[str, Any]], None] | None = None,
         on_status: Callable[[str], None] | None = None,
+        on_problem: Callable[[str], None] | None = None,
     ) -> None:
         self.target = target if isinstance(target, Target) else Target.parse(target)
         self.token = token
@@ -207,6 +294,9 @@ class IngestClient:
         self.client_name = client_name
         self.on_refused = on_refused
         self.on_status = on_status
+        self.on_problem = on_problem
+        self.last_problem = ""
+        """Why the last connection attempt failed or the last connection ended ('' if none)."""
         self.unacked: OrderedDict[int, bytes] = OrderedDict()
         self.last_seq = 0
         self.acked = 0
@@ -334,6 +424,36 @@ class IngestClient:
         if self.on_status is not None:
             self.on_status(text)
 
+    def _problem(self, text: str) -> None:
+        """A failed connection (attempt): said at every retry, to ``on_problem`` if set."""
+        if self.on_problem is None:
+            self._status(text)
+            return
+        log.info("ingest client: %s", text)
+        self.on_problem(text)
+
+    def _why(self, exc: BaseException) -> str:
+        """What went wrong with a connection, in words (and what to check)."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (
+                f"the Pi's TLS certificate is not trusted ({exc.verify_message}); give the Pi's "
+                "certificate with --ca, and --tls-name if it names another host"
+            )
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS failed: {exc.reason or exc}; check --tls/--ca and the Pi's [ingest] tls_*"
+        if isinstance(exc, ConnectionRefusedError):
+            return (
+                "connection refused: nothing listens there; check that `skelly run` runs on the "
+                "Pi and that [ingest] host/port (or unix_path) match --to"
+            )
+        if isinstance(exc, FileNotFoundError) and self.target.unix_path:
+            return "no socket there; check that `skelly run` runs and [ingest] unix_path"
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.connect_timeout:g} s"
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror
+        return str(exc) or type(exc).__name__
+
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         t = self.target
         limit = 1 << 20
@@ -348,29 +468,37 @@ class IngestClient:
     async def _run(self) -> None:
         delay = self.backoff[0]
         while not self._closing:
+            connects = self.connects
             try:
-                welcomed = await self._session()
+                await self._session()
+                what = f"the Pi at {self.target} ended the connection"
             except IngestClientError as exc:
                 self.failure = exc
                 self._changed.set()
                 self._status(f"refused for good: {exc}")
                 return
             except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                self._status(f"connection to {self.target} lost: {exc!r}")
-                welcomed = False
+                what = self._why(exc)
             except (ValueError, KeyError, TypeError) as exc:  # a reply line that is not protocol
-                self._status(f"protocol error from {self.target}: {exc!r}; reconnecting")
-                welcomed = False
+                what = f"protocol error from {self.target}: {exc!r}"
             finally:
                 self.connected.clear()
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None
                 self._changed.set()
+            welcomed = self.connects > connects
             if welcomed:
-                delay = self.backoff[0]
+                delay = self.backoff[0]  # it worked for a while: start the backoff afresh
             sleep = delay * (0.5 + random.random() / 2)
             delay = min(delay * 2, self.backoff[1])
+            self.last_problem = what
+            head = (
+                f"connection to {self.target} lost"
+                if welcomed
+                else f"cannot connect to {self.target}"
+            )
+            self._problem(f"{head}: {what}; retrying in {sleep:.1f} s")
             await asyncio.sleep(sleep)
 
     async def _session(self) -> bool:

@@ -3,14 +3,18 @@
 Events without ``seq`` get the next number (in a file by position, so a re-run of the same file
 sends the same numbers); what the Pi has not acknowledged yet is kept in a spool file, so a
 disconnect (or a Ctrl-C and the same command again with the same ``--session``) resumes without
-loss or duplicates.  Progress goes to stderr.
+loss or duplicates.  The default session is new on every run (time and a random suffix) and the
+spool is locked while in use, so two senders never share one (docs/CLI.md §3).  Progress goes
+to stderr; a failed connection is reported at every retry, even with ``--quiet``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import re
+import secrets
 import socket
 import ssl
 import sys
@@ -24,7 +28,7 @@ import orjson
 from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
 from modules.ingest_token import TokenError, read_token
 from skelly.config import load
-from skelly.errors import SkellyError
+from skelly.errors import SkellyError, require_dir
 
 _IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -47,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--token-file", required=True, help="file holding the token (mode 0600)")
     p.add_argument(
         "--session",
-        help="session id (default: a new one per run, printed on stderr); reuse it to resume",
+        help="session id (default: a new one per run, send-<UTC time>-<random>, printed on "
+        "stderr); reuse it to resume",
     )
     p.add_argument("--host-id", help="host id (default: this computer's name)")
     p.add_argument(
@@ -65,8 +70,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--timeout",
         type=float,
         default=0.0,
-        help="after the input ends, give up waiting for acknowledgements after this many seconds "
-        "(0: wait, reconnecting, until everything is acknowledged)",
+        help="give up waiting for the Pi after this many seconds: for the acknowledgements "
+        "after the input ended, or while the send buffer is full because the Pi cannot be "
+        "reached (0, the default: wait, reconnecting, until everything is acknowledged)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only problems")
     p.set_defaults(func=run)
@@ -77,7 +83,17 @@ def _default_host_id() -> str:
     return name or "host"
 
 
+def default_session() -> str:
+    """``send-<UTC yyyymmddThhmmssZ>-<6 hex digits>``: two runs in the same second differ."""
+    return time.strftime("send-%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.timeout >= 0:  # also refuses nan
+        raise SkellyError(
+            f"--timeout must be 0 (wait until everything is acknowledged) or a positive number "
+            f"of seconds, got {args.timeout:g}"
+        )
     try:
         target = Target.parse(args.to)
     except ValueError as exc:
@@ -87,19 +103,22 @@ def run(args: argparse.Namespace) -> int:
     except TokenError as exc:
         raise SkellyError(str(exc)) from None
     host_id = args.host_id or _default_host_id()
-    session = args.session or time.strftime("send-%Y%m%dT%H%M%SZ", time.gmtime())
+    session = args.session or default_session()
     for what, value in (("--host-id", host_id), ("--session", session)):
         if not _IDENT.fullmatch(value):
             raise SkellyError(f"{what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ . -")
     if args.spool:
         spool_path = Path(args.spool).expanduser()
+        hint = "give --spool a file in a directory you can write"
     else:
         spool_path = load(args.config).state_dir() / "spool" / f"{host_id}-{session}.ndjson"
+        hint = "give --spool a file in a directory you can write, or set data_dir"
+    require_dir(spool_path.parent, write=True, create=True, what="the spool directory", hint=hint)
     ctx: ssl.SSLContext | None = None
     if args.tls or args.ca:
         if target.unix_path:
             raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
-        ctx = ssl.create_default_context(cafile=args.ca)
+        ctx = _tls_context(args.ca)
     if args.input == "-":
         stream: IO[bytes] = sys.stdin.buffer
     else:
@@ -117,6 +136,21 @@ def run(args: argparse.Namespace) -> int:
             stream.close()
 
 
+def _tls_context(ca: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except OSError as exc:
+        raise SkellyError(
+            f"cannot read the CA certificate --ca {ca}: {exc.strerror or exc}; give the Pi's "
+            "certificate file (PEM) copied from the Pi"
+        ) from None
+    except ssl.SSLError as exc:
+        raise SkellyError(
+            f"--ca {ca} is not a PEM certificate ({exc.reason or exc}); give the Pi's "
+            "certificate file (PEM) copied from the Pi"
+        ) from None
+
+
 class _Sender:
     def __init__(
         self,
@@ -130,6 +164,7 @@ class _Sender:
     ) -> None:
         self.args = args
         self.quiet = bool(args.quiet)
+        self.timeout: float | None = args.timeout or None
         self.spool_path = spool_path
         self.session = session
         self.skipped = 0
@@ -151,6 +186,7 @@ class _Sender:
             client_name="skelly-send/1",
             on_refused=self._refused,
             on_status=self._status,
+            on_problem=self._say,
         )
 
     def _say(self, text: str) -> None:
@@ -190,16 +226,11 @@ class _Sender:
         progress = asyncio.create_task(self._progress_loop(), name="send-progress")
         interrupted = False
         try:
-            await self._pump(stream)
-            timeout = self.args.timeout or None
             try:
-                await client.flush(timeout)
+                await self._pump(stream)
+                await client.flush(self.timeout)
             except TimeoutError:
-                self._say(
-                    f"gave up waiting after {self.args.timeout:g} s: {len(client.unacked)} events "
-                    f"not acknowledged, kept in {self.spool_path}; run again with "
-                    f"--session {self.session} to resume"
-                )
+                self._gave_up()
                 return 1
         except IngestClientError as exc:
             raise SkellyError(
@@ -222,6 +253,17 @@ class _Sender:
             self._progress()
         return 1 if (client.refused_count or self.skipped) else 0
 
+    def _gave_up(self) -> None:
+        c = self.client
+        why = ""
+        if not c.connects:
+            why = f" never connected to {c.target} (last: {c.last_problem or 'no answer'});"
+        self._say(
+            f"gave up waiting after {self.args.timeout:g} s:{why} {len(c.unacked)} events not "
+            f"acknowledged, kept in {self.spool_path}; run again with --session {self.session} "
+            "to resume"
+        )
+
     async def _pump(self, stream: IO[bytes]) -> None:
         """Read chunks on a thread (works for files, pipes and terminals) and queue events."""
         loop = asyncio.get_running_loop()
@@ -231,7 +273,10 @@ class _Sender:
             read1 = getattr(stream, "read1", stream.read)
             while True:
                 chunk = read1(1 << 16)
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                try:
+                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                except (RuntimeError, concurrent.futures.CancelledError):
+                    return  # the loop is gone: the sender gave up or was interrupted
                 if not chunk:
                     return
 
@@ -270,7 +315,11 @@ class _Sender:
         if self.by_position and "seq" not in event:
             event = {**event, "seq": self.prev_seq + 1}
         try:
-            self.prev_seq = await self.client.send(event)
+            if self.timeout is not None and len(self.client.unacked) >= self.client.max_buffer:
+                # the buffer is full because the Pi does not acknowledge: --timeout bounds that
+                self.prev_seq = await asyncio.wait_for(self.client.send(event), self.timeout)
+            else:
+                self.prev_seq = await self.client.send(event)
         except ValueError as exc:
             self.skipped += 1
             self._say(f"input line {self.input_lines}: {exc}; skipped")

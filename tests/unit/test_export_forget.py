@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from bus.messages import RawEvent
+from modules.ingest_client import Spool
 from modules.storage import Storage, StorageConfig
 from skelly.cli import main
 
@@ -247,3 +248,51 @@ def test_export_of_a_file_damaged_inside_is_a_clear_error(
     assert "skelly: error:" in err and "Traceback" not in err
     assert "damaged" in err
     assert not out.exists() and list(tmp_path.glob(".e.json.*")) == []
+
+
+def _spool(data: Path, name: str) -> Spool:
+    spool = Spool(data / "spool" / f"{name}.ndjson", "laptop", name)
+    spool.load()  # takes its lock
+    spool.open([b'{"kind":"key","seq":1,"ts":1.0,"correction":false}'])
+    return spool
+
+
+def test_forget_deletes_the_spool_of_skelly_send_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # spooled events are raw timing events: `forget` left them behind
+    data = tmp_path / "data"
+    fill(data, 10)
+    for name in ("s1", "s2"):
+        spool = _spool(data, name)
+        spool.close([b'{"kind":"key","seq":1,"ts":1.0,"correction":false}'])  # kept: not acked
+    cfg = write_config(tmp_path, data)
+    assert main(["forget", "--config", str(cfg), "--yes"]) == 0
+    assert "and 2 spool files of skelly send" in capsys.readouterr().out
+    assert sorted(p.name for p in data.iterdir()) == ["skelly.db.lock"]
+
+
+def test_forget_with_only_a_spool_left_deletes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    _spool(data, "s1").close([b'{"kind":"key","seq":1,"ts":1.0,"correction":false}'])
+    cfg = write_config(tmp_path, data)
+    assert main(["forget", "--config", str(cfg), "--yes"]) == 0
+    assert not (data / "spool").exists()
+
+
+def test_forget_refuses_while_a_sender_holds_a_spool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    fill(data, 10)
+    spool = _spool(data, "live")  # a running skelly send
+    try:
+        cfg = write_config(tmp_path, data)
+        assert main(["forget", "--config", str(cfg), "--yes"]) == 2
+        err = capsys.readouterr().err
+        assert "in use by a running skelly send" in err and "nothing was deleted" in err
+        assert (data / "skelly.db").exists() and spool.path.exists()
+    finally:
+        spool.close([])

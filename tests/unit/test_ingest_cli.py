@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 from tests.sim.ingest_helpers import ROOT, free_port, make_token, start_service, stored_seqs
 
 TS = 1_764_212_345.0
+SKELLY = (sys.executable, "-m", "skelly.cli")
 
 
 async def skelly(
@@ -86,6 +88,7 @@ def test_skelly_send_streams_a_file_and_reports_refusals(tmp_path: Path) -> None
         seqs = stored_seqs(db, "laptop", "file-1")
         assert len(seqs) == 300 and seqs[-1] == 301  # the refused event kept its seq (200 + 1)
         assert not (tmp_path / "sp").exists()  # everything acknowledged: spool removed
+        assert not (tmp_path / "sp.lock").exists()  # and its lock
 
     asyncio.run(main())
 
@@ -187,5 +190,127 @@ def test_skelly_send_run_again_on_the_same_file_does_not_store_it_twice(tmp_path
         finally:
             await service.terminate()
         assert stored_seqs(db, "laptop", "file-again") == list(range(1, 61))
+
+    asyncio.run(main())
+
+
+def test_default_sessions_differ_within_one_second() -> None:
+    from skelly.commands.send import default_session
+
+    ids = {default_session() for _ in range(50)}
+    assert len(ids) == 50  # the time part is shared within a second; the random part is not
+    assert all(re.fullmatch(r"send-\d{8}T\d{6}Z-[0-9a-f]{6}", i) for i in ids), ids
+
+
+def test_two_senders_started_together_with_default_sessions_both_store_everything(
+    tmp_path: Path,
+) -> None:
+    # they used to get the same send-<second> session: the second "resumed" the first's spool,
+    # exited 0, and half of its events were never stored
+    token_file, _ = make_token(tmp_path)
+    db = tmp_path / "data"
+    env = {"SKELLY_DATA_DIR": str(tmp_path / "host-state")}
+
+    def events(offset: int) -> bytes:
+        return b"".join(
+            orjson.dumps({"kind": "key", "ts": TS + offset + i, "correction": False}) + b"\n"
+            for i in range(80)
+        )
+
+    async def main() -> None:
+        service = await start_service(db, token_file)
+        try:
+            args = ("send", "--to", f"127.0.0.1:{service.port}", "--token-file",
+                    str(token_file), "--host-id", "laptop", "-")  # fmt: skip
+            results = await asyncio.gather(
+                skelly(*args, stdin=events(0), env=env), skelly(*args, stdin=events(1000), env=env)
+            )
+        finally:
+            await service.terminate()
+        sessions = []
+        for code, _, err in results:
+            assert code == 0, err
+            sessions += re.findall(r"host laptop session (\S+) ", err)
+        assert len(set(sessions)) == 2, sessions
+        for session in sessions:
+            assert stored_seqs(db, "laptop", session) == list(range(1, 81))
+        assert list((tmp_path / "host-state" / "spool").iterdir()) == []  # no spool, no lock left
+
+    asyncio.run(main())
+
+
+def test_skelly_send_refuses_a_spool_in_use_by_another_sender(tmp_path: Path) -> None:
+    token_file, _ = make_token(tmp_path)
+    spool = tmp_path / "spool.ndjson"
+    port = free_port()  # the Pi is down: the first sender keeps its spool open
+    args = ("send", "--to", f"127.0.0.1:{port}", "--token-file", str(token_file),
+            "--session", "same", "--host-id", "laptop", "--spool", str(spool))  # fmt: skip
+    line = orjson.dumps({"kind": "key", "ts": TS, "correction": False}) + b"\n"
+
+    async def main() -> None:
+        first = await asyncio.create_subprocess_exec(
+            *SKELLY, *args, "-q", "-", stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+        )  # fmt: skip
+        assert first.stdin is not None
+        first.stdin.write(line * 5)
+        await first.stdin.drain()
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while not (spool.exists() and len(spool.read_bytes().splitlines()) == 6):
+            assert asyncio.get_running_loop().time() < deadline, "the first sender never spooled"
+            await asyncio.sleep(0.05)
+        code, _, err = await skelly(*args, "-", stdin=line)
+        first.kill()
+        await first.wait()
+        assert code == 2, err
+        errors = [s for s in err.splitlines() if s.startswith("skelly: error: the spool ")]
+        assert len(errors) == 1 and f"pid {first.pid}" in errors[0], err
+        assert len(spool.read_bytes().splitlines()) == 6  # the first's spool is untouched
+
+    asyncio.run(main())
+
+
+def test_skelly_send_says_why_it_cannot_connect_at_every_retry_and_timeout_bounds_it(
+    tmp_path: Path,
+) -> None:
+    token_file, _ = make_token(tmp_path)
+    port = free_port()  # nothing listens
+    args = ("send", "--to", f"127.0.0.1:{port}", "--token-file", str(token_file), "-q",
+            "--session", "never", "--spool", str(tmp_path / "sp"), "--timeout", "5",
+            "-")  # fmt: skip
+    line = orjson.dumps({"kind": "key", "ts": TS, "correction": False}) + b"\n"
+
+    async def main() -> None:
+        code, _, err = await skelly(*args, stdin=line * 3)
+        assert code == 1, err
+        tries = [
+            s
+            for s in err.splitlines()
+            if s.startswith(f"skelly send: cannot connect to 127.0.0.1:{port}")
+        ]
+        assert len(tries) >= 2, err  # said again at each retry, even with --quiet
+        assert all("connection refused" in s and "retrying in" in s for s in tries), tries
+        assert f"never connected to 127.0.0.1:{port}" in err and "3 events not acknowledged" in err
+        assert "Traceback" not in err
+
+    asyncio.run(main())
+
+
+def test_skelly_send_timeout_also_bounds_a_full_buffer_while_the_pi_is_down(
+    tmp_path: Path,
+) -> None:
+    # more input than the send buffer (100,000 events): without a bound the sender waited for
+    # room for ever although --timeout was given
+    token_file, _ = make_token(tmp_path)
+    spool = tmp_path / "sp"
+    args = ("send", "--to", f"127.0.0.1:{free_port()}", "--token-file", str(token_file), "-q",
+            "--session", "big", "--spool", str(spool), "--timeout", "1", "-")  # fmt: skip
+    line = orjson.dumps({"kind": "key", "ts": TS, "correction": False}) + b"\n"
+
+    async def main() -> None:
+        code, _, err = await skelly(*args, stdin=line * 100_050)
+        assert code == 1, err
+        assert "gave up waiting after 1 s" in err and "100000 events not acknowledged" in err
+        assert len(spool.read_bytes().splitlines()) == 100_001  # header + what was read
 
     asyncio.run(main())
