@@ -28,7 +28,7 @@ from hw_sim.mcu import SimulatedMcu, describe
 from hw_sim.scenarios import SCENARIOS, scenario
 from skelly import app
 from skelly.config import Config
-from skelly.errors import SkellyError
+from skelly.errors import SkellyError, require_dir
 
 Say = Callable[[str], None]
 
@@ -42,6 +42,8 @@ class SimOptions:
     """Real seconds to run; 0 = until Ctrl-C (the scenario repeats with new seeds)."""
     state_dir: str = ""
     """Keep state here instead of a temporary directory."""
+    headless: bool = False
+    """No live lines while it runs (for tests and CI): the start-up lines, then a summary."""
 
 
 def check_options(opts: SimOptions) -> None:
@@ -70,13 +72,27 @@ def _sim_config(config: Config, state_dir: Path, speed: float, mcu_path: Path) -
 
 
 class _Narrator:
-    """Turns bus traffic into short lines for people (event time in brackets)."""
+    """Turns bus traffic into short lines for people (event time in brackets).
 
-    def __init__(self, clock: SimClock, say: Say) -> None:
+    Live, every line is said as it happens; headless, nothing is said until :meth:`summary`.
+    """
+
+    def __init__(self, clock: SimClock, say: Say, *, live: bool = True) -> None:
         self.clock = clock
-        self.say = say
+        self._say = say
+        self.live = live
         self.windows = 0
         self.changes: list[StateChange] = []
+        self.change_stamps: list[str] = []
+        self.links: dict[str, list[int]] = {}  # link -> [ups, downs, up now]
+        self.looks: list[str] = []
+        self.presses = 0
+        self.scenarios_done = 0
+        self.events_sent = 0
+
+    def say(self, line: str) -> None:
+        if self.live:
+            self._say(line)
 
     def stamp(self) -> str:
         return time.strftime("%H:%M:%S", time.localtime(self.clock.now()))
@@ -91,6 +107,7 @@ class _Narrator:
         change = env.payload
         assert isinstance(change, StateChange)
         self.changes.append(change)
+        self.change_stamps.append(self.stamp())
         self.say(
             f"[{self.stamp()}] focus: {change.previous.value} -> {change.current.value} "
             f"(confidence {change.confidence:.2f}, after {change.previous_duration_s / 60:.1f} min)"
@@ -102,13 +119,53 @@ class _Narrator:
     def on_link(self, env: Envelope) -> None:
         status = env.payload
         assert isinstance(status, LinkStatus)
+        counts = self.links.setdefault(status.link, [0, 0, 0])
+        counts[0 if status.up else 1] += 1
+        counts[2] = int(status.up)
         word = "up" if status.up else "down"
         self.say(f"[{self.stamp()}] {status.link} link {word} {status.detail}".rstrip())
 
     def on_input(self, env: Envelope) -> None:
         gesture = env.payload
         assert isinstance(gesture, UserInput)
+        self.presses += 1
         self.say(f"[{self.stamp()}] button: {gesture.gesture} press ({gesture.origin})")
+
+    def on_look(self, look: str) -> None:
+        self.looks.append(look)
+        self.say(f"[{self.stamp()}] figurine: {look}")
+
+    def on_scenario_done(self, name: str, seed: int, sent: int) -> None:
+        self.scenarios_done += 1
+        self.events_sent += sent
+        self.say(f"skelly sim: scenario {name!r} (seed {seed}) done: {sent} events sent")
+
+    def summary(self, real_s: float, event_s: float) -> list[str]:
+        """What a headless run saw, for the end (a few lines)."""
+        lines = [f"skelly sim: summary of {real_s:.1f} s ({event_s / 60:.1f} min of event time):"]
+        for link in sorted(self.links):
+            ups, downs, up_now = self.links[link]
+            lines.append(
+                f"  {link} link: up {ups}x, down {downs}x, now {'up' if up_now else 'down'}"
+            )
+        if not self.links:
+            lines.append("  links: none came up")
+        shown = [
+            f"{c.previous.value} -> {c.current.value} [{stamp}]"
+            for c, stamp in zip(self.changes[-8:], self.change_stamps[-8:], strict=True)
+        ]
+        more = "… " if len(self.changes) > len(shown) else ""
+        lines.append(f"  focus changes: {len(self.changes)}" + (f": {more}" if shown else ""))
+        if shown:
+            lines[-1] += ", ".join(shown)
+        distinct = len(dict.fromkeys(self.looks))
+        last = f", last: {self.looks[-1]}" if self.looks else ""
+        lines.append(f"  figurine: {distinct} looks shown{last}")
+        lines.append(
+            f"  host: {self.scenarios_done} scenario runs done, {self.events_sent} events sent "
+            f"by them; button presses: {self.presses}"
+        )
+        return lines
 
 
 async def run(
@@ -118,15 +175,22 @@ async def run(
     check_options(opts)
     stop = stop or asyncio.Event()
     if opts.state_dir:
-        state_dir = await asyncio.to_thread(_make_dir, opts.state_dir)
+        state_dir = await asyncio.to_thread(make_state_dir, opts.state_dir)
         return await _run(config, opts, state_dir, say, stop)
     with tempfile.TemporaryDirectory(prefix="skelly-sim-") as tmp:
         return await _run(config, opts, Path(tmp), say, stop)
 
 
-def _make_dir(path: str) -> Path:
+def make_state_dir(path: str) -> Path:
+    """``--state-dir``, created if needed; a clear error if this user cannot use it."""
     made = Path(path).expanduser()
-    made.mkdir(parents=True, exist_ok=True)
+    require_dir(
+        made,
+        write=True,
+        create=True,
+        what="the --state-dir",
+        hint="give --state-dir a directory you can write, or leave it out for a temporary one",
+    )
     return made
 
 
@@ -134,14 +198,15 @@ async def _run(
     config: Config, opts: SimOptions, state_dir: Path, say: Say, stop: asyncio.Event
 ) -> int:
     clock = SimClock(opts.speed)
-    narrator = _Narrator(clock, say)
+    narrator = _Narrator(clock, say, live=not opts.headless)
     last_look = [""]
+    started = (time.monotonic(), clock.now())
 
     def on_mcu_change(mcu: SimulatedMcu, event: Event | None) -> None:
         look = describe(mcu.visible)
         if look != last_look[0]:
             last_look[0] = look
-            say(f"[{narrator.stamp()}] figurine: {look}")
+            narrator.on_look(look)
 
     async with SimulatedMcu(state_dir / "mcu", on_change=on_mcu_change) as mcu:
         cfg = _sim_config(config, state_dir, opts.speed, mcu.path)
@@ -151,7 +216,11 @@ async def _run(
         modules = app.build_modules(
             cfg, event_clock=clock.now, event_sleep=clock.sleep, token=token
         )
-        await app.start_all(bus, modules)
+        try:
+            await app.start_all(bus, modules)
+        except BaseException:
+            await bus.aclose()
+            raise
         try:
             say(f"skelly sim: state in {state_dir}; all eight modules registered:")
             for module in modules:
@@ -171,7 +240,9 @@ async def _run(
                 f"{opts.speed:g}x; serial console: skelly console --socket "
                 f"{default_socket_path(state_dir)}; Ctrl-C to stop"
             )
-            host = asyncio.create_task(_host_loop(opts, clock, port, token, say), name="sim-host")
+            host = asyncio.create_task(
+                _host_loop(opts, clock, port, token, narrator), name="sim-host"
+            )
             stopper = asyncio.create_task(stop.wait(), name="sim-stop-wait")
             try:
                 await asyncio.wait(
@@ -185,6 +256,9 @@ async def _run(
         finally:
             await app.stop_all(modules)
             await bus.aclose()
+    if opts.headless:
+        for line in narrator.summary(time.monotonic() - started[0], clock.now() - started[1]):
+            say(line)
     say(
         f"skelly sim: stopped cleanly after {narrator.windows} analysis windows and "
         f"{len(narrator.changes)} focus changes"
@@ -204,12 +278,14 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         raise SkellyError(f"the simulated host failed: {task.exception()}")
 
 
-async def _host_loop(opts: SimOptions, clock: SimClock, port: int, token: str, say: Say) -> None:
+async def _host_loop(
+    opts: SimOptions, clock: SimClock, port: int, token: str, narrator: _Narrator
+) -> None:
     seed = opts.seed
     while True:
         sc = scenario(opts.scenario, seed=seed, start=clock.now() + 1.0)
         stats = await stream_scenario(
             sc, clock, f"127.0.0.1:{port}", token, session_id=f"sim-{seed}"
         )
-        say(f"skelly sim: scenario {opts.scenario!r} (seed {seed}) done: {stats.sent} events sent")
+        narrator.on_scenario_done(opts.scenario, seed, stats.sent)
         seed += 1

@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("--config", help="TOML config file (default: built-in defaults)")
-    p.add_argument("--headless", action="store_true", help="plain log lines (for tests and CI)")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="no live lines while it runs (for tests and CI): the start-up lines, then a summary "
+        "of links, focus changes, figurine looks and events when it stops",
+    )
     p.add_argument(
         "--scenario", default="workday", choices=sorted(SCENARIOS), help="what the host does"
     )
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         duration=args.duration,
         state_dir=args.state_dir,
+        headless=args.headless,
     )
     simulator.check_options(opts)
 
