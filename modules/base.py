@@ -7,6 +7,12 @@ Healthy and publishes ModuleReady.  Subclasses report trouble with ``self.set_st
 
 Subclasses override ``on_start`` / ``on_stop``; they keep their unsubscribe callables in
 ``self.subscriptions`` (or use ``self.subscribe``) so ``stop`` detaches everything.
+
+A module never crashes its process: one that cannot do its job reports Unhealthy (or Degraded)
+and stays registered.  Unhealthy at the end of ``on_start`` (or an ``OSError`` out of it, which
+``start`` reports as Unhealthy) is a *start-up fault*, kept in ``start_fault``: something in the
+environment is wrong (port in use, unreadable file, locked database).  ``skelly run`` exits on
+one (docs/CLI.md §2); faults that heal at run time are reported as Degraded instead.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ class Module:
         self.subscriptions: list[Callable[[], None]] = []
         self.status = ModuleStatus.STOPPED
         self.detail = ""
+        self.start_fault = ""
+        """Why the last start left this module Unhealthy ('' if it did not)."""
 
     @property
     def bus(self) -> Bus:
@@ -78,7 +86,13 @@ class Module:
         bus.registry.register(self.name)
         self.set_status(ModuleStatus.STARTING, "starting")
         self.subscribe(self._on_health_check, types=HealthCheck, maxsize=8)
-        await self.on_start()
+        self.start_fault = ""
+        try:
+            await self.on_start()
+        except OSError as exc:  # a file, socket or device of the environment: report, no crash
+            self.set_status(ModuleStatus.UNHEALTHY, str(exc))
+        if self.status is ModuleStatus.UNHEALTHY:
+            self.start_fault = self.detail
         if self.status is ModuleStatus.STARTING:
             detail = "placeholder: does nothing yet" if self.placeholder else "running"
             self.set_status(ModuleStatus.HEALTHY, detail)

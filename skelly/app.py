@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from bus import Bus, ModuleRegistry
@@ -24,6 +27,7 @@ from modules.gamification import Gamification
 from modules.orchestrator import Orchestrator
 from modules.storage import Storage
 from skelly.config import Config
+from skelly.errors import StartupFault
 
 
 def build_modules(
@@ -69,8 +73,50 @@ def make_bus(config: Config) -> Bus:
 
 
 async def start_all(bus: Bus, modules: list[Module]) -> None:
-    for module in modules:
-        await module.start(bus)
+    """Start ``modules`` in order; on the first start-up fault (a module Unhealthy at the end of
+    its start, docs/CLI.md §2) stop the ones started so far in reverse order and raise
+    :class:`StartupFault` naming the module and what it reported."""
+    started: list[Module] = []
+    try:
+        for module in modules:
+            started.append(module)
+            await module.start(bus)
+            if module.start_fault:
+                raise StartupFault(module.name, _explain(module, module.start_fault))
+    except BaseException:
+        await stop_all(started)
+        raise
+
+
+def _explain(module: Module, fault: str) -> str:
+    """Add what the module's own words leave out: who holds the socket, what to do."""
+    if isinstance(module, DataCapture) and "address already in use" in fault:
+        return (
+            f"{fault}; another process listens there (another `skelly run`? `ss -ltnp` shows "
+            "which): stop it or set [ingest] port"
+        )
+    sock = getattr(module, "debug_socket", None)
+    if isinstance(module, CuteFigurine) and sock is not None and "already serves" in fault:
+        pid = socket_peer_pid(sock)
+        if pid is not None:
+            return f"{fault} (held by pid {pid})"
+    return fault
+
+
+def socket_peer_pid(path: Path) -> int | None:
+    """The pid of the process serving the Unix socket ``path`` (Linux), or None."""
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if peercred is None:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(str(path))
+            creds = s.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid: int = struct.unpack("3i", creds)[0]
+    return pid or None
 
 
 async def stop_all(modules: list[Module], timeout: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from modules.storage import database_file
 from modules.storage_db import StorageError, open_readonly
 from skelly.config import load
-from skelly.errors import SkellyError
+from skelly.errors import SkellyError, data_dir_hint, require_dir
 
 FORMAT = "skelly-export/1"
 
@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
-    db = database_file(config.state_dir(), config.storage)
+    state = config.state_dir()
+    require_dir(
+        state, write=False, create=False, what="the data directory", hint=data_dir_hint("export")
+    )
+    db = database_file(state, config.storage)
     if not db.exists():
         raise SkellyError(
             f"there is no database at {db}: nothing has been stored yet (or `skelly forget` "

@@ -8,6 +8,7 @@ import logging
 
 from skelly import app
 from skelly.config import Config, load
+from skelly.errors import data_dir_hint, require_dir
 
 log = logging.getLogger("skelly.run")
 
@@ -19,7 +20,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Starts the eight modules in dependency order on uvloop and runs until SIGTERM or "
             "Ctrl-C, then stops them in reverse order (storage flushed last but one). Built-in "
-            "defaults apply to anything the config file leaves out."
+            "defaults apply to anything the config file leaves out. A fault at start-up (data "
+            "directory not writable, database held by another process, ingest port in use, TLS "
+            "files unreadable) ends it with one line and exit status 2; faults that heal at run "
+            "time (MCU unplugged, no host) leave it running, Degraded."
         ),
     )
     p.add_argument("--config", help="TOML config file (e.g. /etc/skelly/config.toml)")
@@ -29,13 +33,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
+    require_dir(
+        config.state_dir(),
+        write=True,
+        create=True,
+        what="the data directory",
+        hint=data_dir_hint("run"),
+    )
     return app.run_loop(lambda stop: serve(config, stop), use_uvloop=not args.stock_loop)
 
 
 async def serve(config: Config, stop: asyncio.Event) -> int:
+    """Start the modules, run until ``stop``, stop them.  A start-up fault (docs/CLI.md §2)
+    raises :class:`~skelly.errors.StartupFault` after stopping what had started."""
     bus = app.make_bus(config)
     modules = app.build_modules(config)
-    await app.start_all(bus, modules)
+    try:
+        await app.start_all(bus, modules)
+    except BaseException:
+        await bus.aclose()
+        raise
     try:
         for module in modules:
             health = bus.registry.module(module.name)
