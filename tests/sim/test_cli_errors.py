@@ -320,6 +320,12 @@ def test_send_with_a_spool_dir_of_another_user(
     one_error(proc, f"spool directory {data / 'spool'}", "--spool")
 
 
+@pytest.mark.parametrize("baud", ["0", "-9600"])
+def test_console_with_a_bad_baud(tmp_path: Path, baud: str) -> None:
+    proc = skelly("console", "--port", str(tmp_path / "tty"), "--baud", baud, env=_env(tmp_path))
+    one_error(proc, "--baud", f"got {baud}")
+
+
 def test_version() -> None:
     proc = skelly("--version", env=_env(ROOT))
     assert proc.returncode == 0, proc.stderr
