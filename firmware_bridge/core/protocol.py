@@ -463,8 +463,8 @@ class _SeqWindow:
 
     def seen(self, msg_type: int, seq: int, now: float) -> bool:
         """Is this (type, seq) a frame acted on less than ``ttl`` ago, at most 32767 behind the
-        newest seq?  (The same 16-bit number one or more wraps earlier is another frame.)"""
-        self.note(seq)
+        newest seq?  (The same 16-bit number one or more wraps earlier is another frame.)
+        The receiver has :meth:`note`-d the frame's seq already."""
         where = self._stamp(seq)
         if self._ahead - where >= SEQ_HALF:
             return False
@@ -475,7 +475,7 @@ class _SeqWindow:
         return last is not None and last[0] == seq and last[2] == where and now - last[1] < self.ttl
 
     def add(self, msg_type: int, seq: int, now: float) -> None:
-        self.note(seq)
+        """Remember a frame acted on (its seq has been :meth:`note`-d already)."""
         where = self._stamp(seq)
         self._by_type[msg_type] = (seq, now, where)
         key = (msg_type, seq)
