@@ -14,7 +14,17 @@ from typing import Any
 import pytest
 
 from firmware_bridge.core.framing import FrameDecoder, encode_frame
-from firmware_bridge.core.messages import Face, Hello, InputKind, encode_message
+from firmware_bridge.core.messages import (
+    Face,
+    Heartbeat,
+    Hello,
+    InputKind,
+    Message,
+    Role,
+    SetGlow,
+    Tone,
+    encode_message,
+)
 from firmware_bridge.core.protocol import (
     SLEEPY_IDLE,
     Acked,
@@ -229,5 +239,46 @@ def test_a_stalled_mcu_stays_stalled_across_a_replug_without_reset(run: Run) -> 
                 await mcu.wait_until(lambda: mcu.in_session, timeout=5)
             finally:
                 port.close()
+
+    run(main())
+
+
+def test_the_simulated_mcu_plays_a_new_tone_after_the_host_counter_wrapped(run: Run) -> None:
+    # PROTOCOL.md §5.0 on the real pty: 65,536 frames after a TONE with seq 5 the next TONE has
+    # seq 5 again; it is new (ahead of the newest seq), not a retransmission to stay silent for
+    async def main() -> None:
+        async with SimulatedMcu() as mcu:
+            fd = os.open(mcu.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(fd, lambda: os.read(fd, 65536))  # drain the MCU's answers
+
+            async def send(data: bytes) -> None:
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[os.write(fd, view) :]
+                    except BlockingIOError:
+                        await asyncio.sleep(0.001)  # the MCU is reading
+
+            def frame(msg: Message, seq: int, retransmit: bool = False) -> bytes:
+                return encode_frame(
+                    encode_message(msg, seq, sender=Role.HOST, retransmit=retransmit)
+                )
+
+            try:
+                await send(frame(Hello(), 0))
+                await mcu.wait_until(lambda: mcu.in_session, timeout=5)
+                await send(frame(Tone(440, 100), 5))
+                await mcu.wait_until(lambda: len(mcu.tones) == 1, timeout=5)
+                beats = b"".join(frame(Heartbeat(), s & 0xFFFF) for s in range(6, 0x10000 + 5))
+                await send(beats)  # seqs 6 … 65535, 0 … 4
+                await send(frame(Tone(880, 100), 5))
+                await send(frame(Tone(880, 100), 5, retransmit=True))  # a duplicate again
+                await send(frame(SetGlow(1, 2, 3), 6))  # read past both
+                await mcu.wait_until(lambda: mcu.visible.glow == SetGlow(1, 2, 3), timeout=30)
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+            assert mcu.tones == [Tone(440, 100), Tone(880, 100)]
 
     run(main())
