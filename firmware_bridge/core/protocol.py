@@ -1137,7 +1137,6 @@ class McuProtocol(_Endpoint):
         self._machine: StateMachine[McuState, McuTrigger] = StateMachine(
             MCU_TRANSITIONS, McuState.OFFLINE
         )
-        self._window = _SeqWindow()
         self._inputs: deque[_PendingInput] = deque()
         self._status: Status | None = None
         self._logs: deque[LogLine] = deque()

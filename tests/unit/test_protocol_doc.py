@@ -174,3 +174,29 @@ def test_crc_is_the_documented_crc32() -> None:
 
 if __name__ == "__main__":
     print(render(), end="")
+
+
+def test_the_duplicate_rule_in_the_doc_is_the_one_in_the_code() -> None:
+    # PROTOCOL.md §5.0 numbers, which firmware authors copy, against the reference implementation
+    from firmware_bridge.core.protocol import (
+        DUPLICATE_TTL_S,
+        DUPLICATE_WINDOW,
+        SEQ_HALF,
+        Timing,
+    )
+
+    doc = DOC.read_text(encoding="utf-8")
+    section = doc[doc.index("### 5.0 Duplicate detection") : doc.index("### 5.1 Handshake")]
+    assert f"the last **{DUPLICATE_WINDOW}** such frames" in section
+    assert f"acted on less than **{DUPLICATE_TTL_S:g} s** ago" in section
+    assert f"at most {SEQ_HALF - 1} behind `newest`" in section
+    assert f"is 0 … {SEQ_HALF - 1}" in section and f"is 1 … {SEQ_HALF - 1}" in section
+    # the bounds' reasoning: every retransmission happens within the duplicate lifetime
+    timing = Timing()
+    assert timing.oneshot_ttl_s < DUPLICATE_TTL_S and timing.input_ttl_s < DUPLICATE_TTL_S
+    assert f"given up {timing.oneshot_ttl_s:g} s after being" in section
+    assert f"given up {timing.input_ttl_s:g} s after the gesture" in section
+    # ... and at 921600 baud (11-byte heartbeats) a whole wrap takes longer than that lifetime
+    fastest = 921600 / 10 / len(encode_frame(encode_message(Heartbeat(), 0, sender=Role.HOST)))
+    assert 0x10000 / fastest > DUPLICATE_TTL_S
+    assert f"{round(fastest)} frames/s" in section
