@@ -193,6 +193,8 @@ class _Connection(asyncio.Protocol):
         )
         self.expired = False
         self.expiry: asyncio.TimerHandle | None = None
+        self.auth_due: float | None = None
+        """Loop time the hello is due (set when the connection is admitted)."""
         if not self.over_limit:
             server.handshaking.add(self)
             # a failed TLS handshake never reaches connection_made: free the place when the
@@ -234,8 +236,8 @@ class _Connection(asyncio.Protocol):
             self._auth_timeout()
             return
         srv.connections.add(self)
-        due = self.accepted_at + self.cfg.auth_timeout_s
-        self.timer = self.loop.call_at(max(due, self.loop.time()), self._auth_timeout)
+        self.auth_due = self.accepted_at + self.cfg.auth_timeout_s
+        self.timer = self.loop.call_at(max(self.auth_due, self.loop.time()), self._auth_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.state == _CLOSED:
