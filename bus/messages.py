@@ -220,6 +220,18 @@ class LinkStatus(Message):
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CompanionMode(Message):
+    """Gamification's user-facing mode, published (retained by consumers) whenever it changes:
+    ``quiet`` = inside quiet hours (no interventions, no sound, dim glow); ``snoozed_until`` =
+    Pi wall-clock epoch seconds until which interventions are snoozed (0.0 = not snoozed).
+    CuteFigurine dims and mutes on ``quiet``."""
+
+    quiet: bool
+    snoozed_until: float = 0.0
+    reason: str = ""
+
+
 SEED_TYPES: tuple[type[Message], ...] = (
     RawEvent,
     EventBatch,
@@ -236,5 +248,5 @@ SEED_TYPES: tuple[type[Message], ...] = (
     ModuleReady,
     Error,
 )
-SYSTEM_TYPES: tuple[type[Message], ...] = (HealthReply, UserInput, LinkStatus)
+SYSTEM_TYPES: tuple[type[Message], ...] = (HealthReply, UserInput, LinkStatus, CompanionMode)
 ALL_TYPES: tuple[type[Message], ...] = SEED_TYPES + SYSTEM_TYPES
