@@ -576,6 +576,11 @@ class Storage(Module):
         return deleted, agg_deleted
 
     # -- windows ----------------------------------------------------------------------------------
+    def feed_windows(self, events: Sequence[RawEvent]) -> None:
+        """Add events to the window buffer exactly as a commit does, without the database or the
+        bus (``skelly replay`` drives the windows itself with :meth:`emit_due`)."""
+        self._buffer_new(events)
+
     def _buffer_new(self, new: Sequence[RawEvent]) -> None:
         # a clock that stepped back since the last window (the first host seen is behind the
         # Pi's wall clock) must move the grid before the horizon check, or the events committed
