@@ -154,6 +154,17 @@ class AnalysisEngine(Module):
     def _on_batch(self, env: Envelope) -> None:
         batch = env.payload
         assert isinstance(batch, EventBatch)
+        result = self.process(batch)
+        if result is None:
+            return
+        self.publish(result.complete(batch.host_id), correlation_id=env.id)
+        change = result.state_change(batch.host_id)
+        if change is not None:
+            self.publish(change, priority=Priority.HIGH, correlation_id=env.id)
+
+    def process(self, batch: EventBatch) -> WindowResult | None:
+        """Analyse one window of its host (no bus): the result, or None when the window was
+        refused or ignored.  ``skelly replay`` drives the engine through this."""
         analyzer = self.analyzers.pop(batch.host_id, None)
         if analyzer is None:
             analyzer = WindowAnalyzer(self.config)
@@ -169,18 +180,16 @@ class AnalysisEngine(Module):
                 f"refused a window from host {batch.host_id!r}: {exc}; check Storage's clock",
             )
             log.warning("analysis: refused window: %s", exc)
-            return
+            return None
         if not result.step.accepted:
-            return
+            return None
         self.windows_analyzed += 1
         self.last = result
-        self.publish(result.complete(batch.host_id), correlation_id=env.id)
-        change = result.state_change(batch.host_id)
-        if change is not None:
+        if result.step.transition is not None:
             self.transitions += 1
-            self.publish(change, priority=Priority.HIGH, correlation_id=env.id)
         if self.status is ModuleStatus.DEGRADED:
             self.set_status(ModuleStatus.HEALTHY, "running")
+        return result
 
     def health(self) -> tuple[ModuleStatus, str]:
         if self.status is not ModuleStatus.HEALTHY:
