@@ -11,7 +11,10 @@ appends to a lane and, if the subscription is idle, schedules its drain with ``l
 (sync handlers) or wakes its worker task (async handlers).  A drain always takes from the highest
 non-empty lane, so a Critical/High message overtakes Normal/Low ones already queued, while order
 inside one priority stays FIFO.  A sync drain handles at most ``SLICE`` messages per loop turn and
-then yields, so one busy subscriber cannot starve the loop or inflate others' latency.
+then yields, so one busy subscriber cannot starve the loop or inflate others' latency.  It takes
+the front of the top lane as one chunk and delivers it in a tight loop; a chunk it had to stop
+(a higher priority arrived) goes back to the front of its lane.  While a chunk is out of its lane
+it is still counted in the depth and is still first in line to be dropped (see ``_settle``).
 
 Delivery modes (bounded by ``maxsize`` across all lanes):
 
@@ -43,8 +46,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from enum import Enum
+from itertools import islice, repeat
+from operator import length_hint
 from typing import NamedTuple, cast
 
 from bus.envelope import Envelope, Priority
@@ -119,6 +124,7 @@ class Subscription:
     """A handler attached to the bus.  Calling it unsubscribes."""
 
     __slots__ = (
+        "_depth",
         "_desc",
         "_latest_desc",
         "_wake",
@@ -127,12 +133,14 @@ class Subscription:
         "coalesced",
         "dead_lettered",
         "delivered",
-        "depth",
         "dropped",
         "errors",
         "floor",
         "handler",
         "hangs",
+        "held",
+        "held_drops",
+        "held_n",
         "high_water",
         "is_async",
         "key",
@@ -190,7 +198,9 @@ class Subscription:
         self._desc = [self.lanes[p] for p in _PRIORITIES]
         self.latest: list[dict[Hashable, Envelope]] = [{} for _ in _PRIORITIES]
         self._latest_desc = [self.latest[p] for p in _PRIORITIES]
-        self.depth = 0
+        self._depth = 0
+        """Messages not yet handed to the handler; during a drain pass it may still count
+        messages of the held chunk delivered since, until ``_settle`` (read ``depth``)."""
         self.high_water = 0
         self.delivered = 0
         self.dropped = 0
@@ -202,6 +212,11 @@ class Subscription:
         # priority of the lane a running drain is on; an offer above it raises ``preempt``
         self.floor = Priority.CRITICAL
         self.preempt = False
+        # the chunk a sync drain pass is delivering (its not yet delivered rest; None between
+        # passes), how many of its messages ``_depth`` still counts, how many were dropped
+        self.held: Iterator[Envelope] | None = None
+        self.held_n = 0
+        self.held_drops = 0
         self.room_waiters: deque[asyncio.Future[None]] = deque()
         self._wake: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -218,6 +233,49 @@ class Subscription:
     def __repr__(self) -> str:
         return f"<Subscription {self.name} {self.mode.value} depth={self.depth}>"
 
+    @property
+    def depth(self) -> int:
+        """Messages queued and not yet handed to the handler (exact at any time)."""
+        self._settle()
+        return self._depth
+
+    def _settle(self) -> None:
+        """Bring ``_depth`` up to date while a drain pass holds a chunk.
+
+        The pass does not count each delivery as it goes (that is its speed); whoever needs the
+        exact depth meanwhile (an offer into a full queue or past the high-water mark, ``depth``)
+        settles it from what is left of the chunk.
+        """
+        held = self.held
+        if held is not None:
+            left = length_hint(held)
+            self._depth -= self.held_n - left
+            self.held_n = left
+
+    def _take_oldest(self, prio: int) -> Envelope | None:
+        """Remove and return the oldest queued message of priority ``prio``, if any.
+
+        The held chunk came from the front of its lane, so it is older than the lane's rest.
+        """
+        held = self.held
+        if held is not None and prio == self.floor:
+            victim = next(held, None)
+            if victim is not None:
+                self.held_n -= 1
+                self.held_drops += 1
+                self._depth -= 1
+                return victim
+        lane = self.lanes[prio]
+        if lane:
+            self._depth -= 1
+            return lane.popleft()
+        return None
+
+    def _raise_high_water(self) -> None:
+        self._settle()
+        if self._depth > self.high_water:
+            self.high_water = self._depth
+
     # -- offering (publish side) ------------------------------------------------------------
     def _kick(self) -> None:
         if self.is_async:
@@ -231,13 +289,13 @@ class Subscription:
             self.bus._loop_call_soon(self._run)
 
     def _offer_best_effort(self, env: Envelope) -> None:
-        if self.depth >= self.maxsize:
+        if self._depth >= self.maxsize:
+            self._settle()
+        if self._depth >= self.maxsize:
             prio = env.priority
             for p in range(0, prio + 1):
-                lane = self.lanes[p]
-                if lane:
-                    victim = lane.popleft()
-                    self.depth -= 1
+                victim = self._take_oldest(p)
+                if victim is not None:
                     self._count_drop(victim)
                     break
             else:
@@ -245,9 +303,9 @@ class Subscription:
                 return
         prio = env.priority
         self.lanes[prio].append(env)
-        depth = self.depth = self.depth + 1
+        depth = self._depth = self._depth + 1
         if depth > self.high_water:
-            self.high_water = depth
+            self._raise_high_water()
         if prio > self.floor:
             self.preempt = True
         if not self.scheduled:
@@ -256,21 +314,23 @@ class Subscription:
     def offer_many(self, envs: list[Envelope], priority: Priority) -> None:
         """Offer a batch of one priority: one ``extend`` when it fits, else one by one."""
         n = len(envs)
-        if self.mode is not Delivery.BEST_EFFORT or self.depth + n > self.maxsize:
+        if self.mode is not Delivery.BEST_EFFORT or self._depth + n > self.maxsize:
             for env in envs:
                 self.offer(env)
             return
         self.lanes[priority].extend(envs)
-        depth = self.depth = self.depth + n
+        depth = self._depth = self._depth + n
         if depth > self.high_water:
-            self.high_water = depth
+            self._raise_high_water()
         if priority > self.floor:
             self.preempt = True
         if not self.scheduled:
             self._kick()
 
     def _offer_reliable(self, env: Envelope) -> None:
-        if self.depth >= self.maxsize:
+        if self._depth >= self.maxsize:
+            self._settle()
+        if self._depth >= self.maxsize:
             self.dead_lettered += 1
             self.bus.dead_letters.add(
                 env,
@@ -281,9 +341,9 @@ class Subscription:
             return
         prio = env.priority
         self.lanes[prio].append(env)
-        depth = self.depth = self.depth + 1
+        depth = self._depth = self._depth + 1
         if depth > self.high_water:
-            self.high_water = depth
+            self._raise_high_water()
         if prio > self.floor:
             self.preempt = True
         if not self.scheduled:
@@ -294,21 +354,23 @@ class Subscription:
         for pending in self.latest:
             if k in pending:
                 del pending[k]
-                self.depth -= 1
+                self._depth -= 1
                 self.coalesced += 1
                 break
-        if self.depth >= self.maxsize:
+        if self._depth >= self.maxsize:
+            self._settle()
+        if self._depth >= self.maxsize:
             # too many distinct keys pending: drop the oldest of the lowest priority
             for pending in reversed(self._latest_desc):
                 if pending:
                     victim = pending.pop(next(iter(pending)))
-                    self.depth -= 1
+                    self._depth -= 1
                     self._count_drop(victim)
                     break
         self.latest[env.priority][k] = env
-        depth = self.depth = self.depth + 1
+        depth = self._depth = self._depth + 1
         if depth > self.high_water:
-            self.high_water = depth
+            self._raise_high_water()
         if env.priority > self.floor:
             self.preempt = True
         if not self.scheduled:
@@ -355,20 +417,24 @@ class Subscription:
             for pending in self._latest_desc:
                 if pending:
                     env = pending.pop(next(iter(pending)))
-                    self.depth -= 1
+                    self._depth -= 1
                     return env
             return None
         for lane in self._desc:
             if lane:
-                self.depth -= 1
+                self._depth -= 1
                 return lane.popleft()
         return None
 
     def _run(self) -> None:
         """Sync drain: handle up to SLICE messages, highest priority first.
 
-        The inner loop stays on one lane until it is empty or ``preempt`` is raised by an offer of
-        a higher priority (a handler may publish to its own subscriber), then rescans the lanes.
+        Each pass takes the front of the highest non-empty lane as one chunk (``held``) and
+        delivers it until it is done or ``preempt`` is raised by an offer of a higher priority (a
+        handler may publish to its own subscriber); what it did not deliver goes back to the
+        front of the lane, and the lanes are scanned again.  The chunk stays counted in the depth
+        and first in line to be dropped (``_settle``, ``_take_oldest``), so offers, depth and
+        drops behave as if each message left its lane just before its handler ran.
         """
         self.scheduled = False
         if not self.active:
@@ -382,44 +448,71 @@ class Subscription:
         perf_ns = _perf_ns
         n = 0
         try:
-            while n < SLICE:
+            while n < SLICE and self.active:
                 if self.mode is Delivery.LATEST_ONLY:
                     # one pending message per key: deliver one, then look again
                     env_or_none = self._pop()
                     if env_or_none is None:
                         break
-                    lane: deque[Envelope] = deque((env_or_none,))
-                    self.depth += 1
+                    chunk = [env_or_none]
+                    self._depth += 1  # counted until handed over, as in a lane
                 else:
                     for lane in desc:
                         if lane:
                             break
                     else:
                         break
-                prio = self.floor = lane[0].priority
+                    room = SLICE - n
+                    if len(lane) <= room:
+                        chunk = list(lane)
+                        lane.clear()
+                    else:
+                        chunk = list(islice(lane, room))
+                        rest = list(islice(lane, room, None))
+                        lane.clear()
+                        lane.extend(rest)
+                prio = self.floor = chunk[0].priority
                 self.preempt = False
                 counts = hists[prio]
-                popleft = lane.popleft
-                while lane:
-                    env = popleft()
-                    self.depth -= 1
-                    us = (perf_ns() - env.t_ns) // 1000
-                    counts[us if us < 1024 else bucket_of(us)] += 1
-                    try:
-                        handler(env)
-                    except Exception as exc:
-                        self._failed(env, exc, hang=False)
-                    n += 1
-                    if single_type is None:
-                        delivered_by_type[env.type] = delivered_by_type.get(env.type, 0) + 1
-                    if n == SLICE or self.preempt:
-                        break
+                self.held = it = iter(chunk)
+                self.held_n = size = len(chunk)
+                self.held_drops = 0
+                try:
+                    if single_type is not None:
+                        for env in it:
+                            us = (perf_ns() - env.t_ns) // 1000
+                            counts[us if us < 1024 else bucket_of(us)] += 1
+                            try:
+                                handler(env)
+                            except Exception as exc:
+                                self._failed(env, exc, hang=False)
+                            if self.preempt:
+                                break
+                    else:
+                        for env in it:
+                            us = (perf_ns() - env.t_ns) // 1000
+                            counts[us if us < 1024 else bucket_of(us)] += 1
+                            try:
+                                handler(env)
+                            except Exception as exc:
+                                self._failed(env, exc, hang=False)
+                            delivered_by_type[env.type] = delivered_by_type.get(env.type, 0) + 1
+                            if self.preempt:
+                                break
+                finally:
+                    self._settle()
+                    left = self.held_n
+                    n += size - left - self.held_drops
+                    self.held = None
+                    self.held_n = 0
+                    if left and self.active:  # stopped early: the rest waits at the front
+                        self.lanes[prio].extendleft(reversed(chunk[size - left :]))
         finally:
             self.floor = Priority.CRITICAL
             self.delivered += n
             if single_type is not None:
                 delivered_by_type[single_type] = delivered_by_type.get(single_type, 0) + n
-            if self.depth and not self.scheduled and self.active:
+            if self._depth and not self.scheduled and self.active:
                 self.scheduled = True
                 bus._loop_call_soon(self._run)
             if self.room_waiters:
@@ -625,11 +718,13 @@ class Bus:
             self._subs.remove(sub)
             self._invalidate_routes()
         sub.active = False
+        sub.preempt = True  # a drain pass in one of its own handlers stops after that handler
         for lane in sub.lanes:
             lane.clear()
         for pending in sub.latest:
             pending.clear()
-        sub.depth = 0
+        sub._depth = 0
+        sub.held_n = length_hint(sub.held) if sub.held is not None else 0
         sub._wake_room_waiters()
         for fut in sub.room_waiters:
             if not fut.done():
@@ -710,15 +805,34 @@ class Bus:
             raise BusClosedError("the bus is closed")
         t_ns = _perf_ns()
         ids = self._ids
-        by_type: dict[type[Message], list[Envelope]] = {}
-        for payload in payloads:
-            tp = type(payload)
-            group = by_type.get(tp)
-            if group is None:
-                group = by_type[tp] = []
-            group.append(
-                _new_envelope(Envelope, (next(ids), source, tp, priority, None, t_ns, payload))
+        if not isinstance(payloads, list | tuple):
+            payloads = list(payloads)
+        n = len(payloads)
+        if n == 0:
+            return 0
+        tp = type(payloads[0])
+        by_type: dict[type[Message], list[Envelope]]
+        if list(map(type, payloads)).count(tp) == n:
+            # one type (a DataCapture batch): build the envelopes without a Python-level loop
+            envs: list[Envelope] = list(
+                map(
+                    _new_envelope,
+                    repeat(Envelope, n),
+                    zip(
+                        islice(ids, n),
+                        repeat(source, n),
+                        repeat(tp, n),
+                        repeat(priority, n),
+                        repeat(None, n),
+                        repeat(t_ns, n),
+                        payloads,
+                        strict=True,
+                    ),
+                )
             )
+            by_type = {tp: envs}
+        else:
+            by_type = self._group_envelopes(payloads, source, priority, t_ns)
         total = 0
         for tp, envs in by_type.items():
             route = self._routes.get(tp) or self._route(tp)
@@ -728,6 +842,21 @@ class Bus:
                 if sub.sources is None or source in sub.sources:
                     sub.offer_many(envs, priority)
         return total
+
+    def _group_envelopes(
+        self, payloads: Iterable[Message], source: str, priority: Priority, t_ns: int
+    ) -> dict[type[Message], list[Envelope]]:
+        ids = self._ids
+        by_type: dict[type[Message], list[Envelope]] = {}
+        for payload in payloads:
+            tp = type(payload)
+            group = by_type.get(tp)
+            if group is None:
+                group = by_type[tp] = []
+            group.append(
+                _new_envelope(Envelope, (next(ids), source, tp, priority, None, t_ns, payload))
+            )
+        return by_type
 
     async def send(
         self,
