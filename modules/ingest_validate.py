@@ -127,6 +127,10 @@ _KINDS: dict[str, tuple[_Field, ...]] = {
     ),
     "focus": (_Field("category", "category"), _Field("app_id", "app_id")),
     "idle": (_Field("duration_s", "number", 0.0, 86_400.0, "seconds"),),
+    "scroll": (
+        _Field("ticks", "int", 1, 100_000, "scroll steps"),
+        _Field("span_ms", "int", 1, 3_600_000, "milliseconds"),
+    ),
 }
 KINDS = tuple(_KINDS)
 _ALLOWED = {k: frozenset(("kind", "seq", "ts", *(f.name for f in fs))) for k, fs in _KINDS.items()}
@@ -431,11 +435,36 @@ def _fast_idle(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent |
     return None
 
 
+def _fast_scroll(obj: dict[str, Any], host_id: str, session_id: str) -> RawEvent | None:
+    try:
+        seq = obj["seq"]
+        ts = obj["ts"]
+        ticks = obj["ticks"]
+        span = obj["span_ms"]
+    except KeyError:
+        return None
+    if (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and (type(ts) is float or type(ts) is int)
+        and TS_MIN <= ts < TS_MAX
+        and type(ticks) is int
+        and 1 <= ticks <= 100_000
+        and type(span) is int
+        and 1 <= span <= 3_600_000
+        and len(obj) == 5
+    ):
+        attrs = (("ticks", ticks), ("span_ms", span))
+        return RawEvent(host_id, session_id, seq, "scroll", float(ts), attrs)
+    return None
+
+
 FAST_KINDS: dict[str, Callable[[dict[str, Any], str, str], RawEvent | None]] = {
     "key": _fast_key,
     "mouse": _fast_mouse,
     "focus": _fast_focus,
     "idle": _fast_idle,
+    "scroll": _fast_scroll,
 }
 """kind -> one-pass check of a well-formed event; returns None whenever anything is off, and then
 :func:`validate_event` (which must agree on every valid event, see the property test) explains."""
