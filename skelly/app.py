@@ -36,6 +36,7 @@ def build_modules(
     event_clock: Callable[[], float] | None = None,
     event_sleep: Callable[[float], Awaitable[None]] | None = None,
     token: str | None = None,
+    pin_factory: Callable[[], Any] | None = None,
 ) -> list[Module]:
     """The eight modules in dependency (start) order, wired to each other.
 
@@ -60,8 +61,20 @@ def build_modules(
         AnalysisEngine(config.analysis),
         Gamification(config.gamification),
         AI(config.ai),
-        CuteFigurine(config.figurine, debug_socket=default_socket_path(state)),
+        CuteFigurine(
+            config.figurine,
+            debug_socket=default_socket_path(state),
+            pin_factory=pin_factory or (lgpio_factory if config.figurine.gpio_enabled else None),
+        ),
     ]
+
+
+def lgpio_factory() -> Any:
+    """The Pi's pin factory for ``[figurine] gpio_enabled`` (lgpio, the ``pi`` extra); the
+    simulator passes gpiozero's MockFactory to :func:`build_modules` instead."""
+    from gpiozero.pins.lgpio import LGPIOFactory
+
+    return LGPIOFactory()
 
 
 def make_bus(config: Config) -> Bus:
