@@ -13,24 +13,37 @@ and stays registered.  Unhealthy at the end of ``on_start`` (or an ``OSError`` o
 ``start`` reports as Unhealthy) is a *start-up fault*, kept in ``start_fault``: something in the
 environment is wrong (port in use, unreadable file, locked database).  ``skelly run`` exits on
 one (docs/CLI.md §2); faults that heal at run time are reported as Degraded instead.
+
+Long-lived tasks are started with ``self.spawn(coro, name)``: ``stop`` cancels them (before
+``on_stop``), and one that raises is a *crash*: the module reports Unhealthy and an
+``Error(fatal=True)`` goes on the bus, on which the Orchestrator restarts it (docs/STATUS.md).
+``depends_on`` names the modules that must run before this one (empty: the Orchestrator's table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from bus import Bus, Delivery, Envelope, ModuleStatus, Priority
-from bus.messages import HealthCheck, HealthReply, Message, ModuleReady
+from bus import Bus, BusError, Delivery, Envelope, ModuleStatus, Priority
+from bus.messages import Error, HealthCheck, HealthReply, Message, ModuleReady
+
+log = logging.getLogger("skelly.modules")
 
 
 class Module:
     name: str = "Module"
     placeholder: bool = False
+    depends_on: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._bus: Bus | None = None
         self.subscriptions: list[Callable[[], None]] = []
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Tasks started with :meth:`spawn` that have not finished."""
         self.status = ModuleStatus.STOPPED
         self.detail = ""
         self.start_fault = ""
@@ -98,11 +111,56 @@ class Module:
             self.set_status(ModuleStatus.HEALTHY, detail)
         self.publish(ModuleReady(self.name, self.detail))
 
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of this module's tasks: cancelled by :meth:`stop`; an exception
+        out of it is a crash (:meth:`crashed`)."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}.{name}")
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if self.status in (ModuleStatus.SHUTTING_DOWN, ModuleStatus.STOPPED):
+            log.warning("%s: task %s failed while stopping: %r", self.name, task.get_name(), exc)
+            return
+        self.crashed(task.get_name(), exc)
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        """Report a crash: Unhealthy with what raised where, and ``Error(fatal=True)`` on the
+        bus so the Orchestrator restarts this module."""
+        what = f"{type(exc).__name__}: {exc}"
+        log.error("%s crashed in %s: %s", self.name, where, what, exc_info=exc)
+        self.set_status(ModuleStatus.UNHEALTHY, f"crashed in {where}: {what}")
+        bus = self._bus
+        if bus is not None:
+            with contextlib.suppress(BusError):
+                bus.publish(
+                    Error(self.name, where, what, fatal=True),
+                    source=self.name,
+                    priority=Priority.CRITICAL,
+                )
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.difference_update(tasks)
+
     async def stop(self) -> None:
         if self._bus is None:
             return
         self.set_status(ModuleStatus.SHUTTING_DOWN, "stopping")
         try:
+            await self._cancel_tasks()
             await self.on_stop()
         finally:
             for unsubscribe in self.subscriptions:
