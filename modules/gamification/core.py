@@ -126,6 +126,9 @@ class Companion:
         self.mode: tuple[bool, float] | None = None
         """The last CompanionMode published (quiet, snoozed_until)."""
         self.dirty = False
+        """Progress changed in a way worth saving now (coins, cooldowns, snooze, streak…)."""
+        self.minor_dirty = False
+        """Only today's focus seconds grew (saved at most once a minute, §7)."""
         self.blocked = ""
         """Why the last candidate intervention was not requested (for tests and ``status``)."""
 
@@ -431,7 +434,7 @@ class Companion:
         day = self.day(now)
         if step > 0:
             day["focus_s"] += step
-            self.dirty = True
+            self.minor_dirty = True
         minutes = day["focus_s"] / 60.0
         for m in cfg.milestones_min:
             if minutes >= m and m not in day["milestones"]:

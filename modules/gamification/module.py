@@ -33,6 +33,10 @@ from modules.gamification.localtime import zone
 
 log = logging.getLogger(__name__)
 
+MINOR_SAVE_EVERY_S = 60.0
+"""Today's focus seconds alone are saved at most this often (one SQLite write per window
+would be a write every 10 s on an SD card)."""
+
 
 class Store(Protocol):
     """Where progress is kept (``modules.storage.Storage`` has these)."""
@@ -74,6 +78,7 @@ class Gamification(Module):
         self.core: Companion | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._saving: asyncio.Task[None] | None = None
+        self._saved_at = float("-inf")
 
     async def on_start(self) -> None:
         cfg = self.config
@@ -111,7 +116,7 @@ class Gamification(Module):
             self._saving.cancel()
             with contextlib.suppress(BaseException):
                 await self._saving
-        if self.core is not None and self.core.dirty:
+        if self.core is not None and (self.core.dirty or self.core.minor_dirty):
             await self._save_once()
 
     def health(self) -> tuple[ModuleStatus, str]:
@@ -153,7 +158,8 @@ class Gamification(Module):
         for msg in messages:
             high = isinstance(msg, (CompanionMode, InterventionRequest))
             self.publish(msg, priority=Priority.HIGH if high else Priority.NORMAL)
-        if self.core is not None and self.core.dirty and self.store is not None:
+        core = self.core
+        if core is not None and self.store is not None and self._wants_save(core):
             if self._saving is None or self._saving.done():
                 self._saving = asyncio.get_running_loop().create_task(
                     self._save(), name="gamification.save"
@@ -175,15 +181,20 @@ class Gamification(Module):
         delay = min(max(deadline - now, 0.0), 3600.0) + 0.01
         self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
+    def _wants_save(self, core: Companion) -> bool:
+        minor = core.minor_dirty and self.clock() - self._saved_at >= MINOR_SAVE_EVERY_S
+        return core.dirty or minor
+
     async def _save(self) -> None:
-        while self.core is not None and self.core.dirty:
+        while self.core is not None and self._wants_save(self.core):
             await self._save_once()
 
     async def _save_once(self) -> None:
         core, store = self.core, self.store
         if core is None or store is None:
             return
-        core.dirty = False
+        core.dirty = core.minor_dirty = False
+        self._saved_at = self.clock()
         try:
             await store.put_state(self.config.store_key, core.snapshot())
         except Exception as exc:  # keep deciding; say so in health
