@@ -2,12 +2,12 @@
 
 Two installs the README's users make, each into its own fresh venv:
 
-* a NON-editable ``pip install .``: ``skelly --help`` runs and the bus tests pass against the
-  installed copy (imported from the venv's site-packages, never from the source tree), and the
-  install is a pure wheel with no compiled module in it;
+* a NON-editable ``pip install .``: ``skelly --help`` and ``skelly --version`` run and the bus
+  tests pass against the installed copy (imported from the venv's site-packages, never from the
+  source tree), and the install is a pure wheel with no compiled module in it;
 * a SECOND venv with ``pip install -e .`` on this same checkout (the outer venv running this suite
-  being the first): ``skelly --help`` runs and the bus tests pass, importing the ``.py`` sources of
-  this checkout.
+  being the first): ``skelly --help`` and ``skelly --version`` run and the bus tests pass,
+  importing the ``.py`` sources of this checkout.
 
 To stay fast on a loaded machine the venvs are made without pip, the project is installed by this
 venv's pip (``--python``) with ``--no-deps --no-build-isolation --no-index`` (the build needs only
@@ -24,10 +24,12 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 # what a fresh checkout does not have: VCS data, venvs, caches and build products
 NOT_IN_A_CHECKOUT = shutil.ignore_patterns(
     ".git",
@@ -105,10 +107,13 @@ def _pip_install(bin_dir: Path, *args: str | Path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
-def _skelly_help(bin_dir: Path) -> None:
+def _skelly_help_and_version(bin_dir: Path) -> None:
     out = _run([bin_dir / "skelly", "--help"], cwd=bin_dir.parent)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("usage: skelly"), out.stdout[:500]
+    out = _run([bin_dir / "skelly", "--version"], cwd=bin_dir.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == f"skelly {VERSION}", out.stdout[:500]  # the venv's metadata
 
 
 def _bus_tests(bin_dir: Path, where: Path) -> dict[str, str]:
@@ -137,7 +142,7 @@ def test_non_editable_install_is_pure_python_and_runs_from_site_packages(tmp_pat
     bin_dir = _new_venv(venv)
     _pip_install(bin_dir, checkout)
 
-    _skelly_help(bin_dir)
+    _skelly_help_and_version(bin_dir)
     found = _bus_tests(bin_dir, tmp_path / "run")
     site_packages = Path(found["DIST"]).resolve()
     assert site_packages.is_relative_to(venv.resolve()), found
@@ -160,7 +165,7 @@ def test_second_venv_with_editable_install_on_the_same_checkout(tmp_path: Path) 
     bin_dir = _new_venv(venv)
     _pip_install(bin_dir, "-e", ROOT)
 
-    _skelly_help(bin_dir)
+    _skelly_help_and_version(bin_dir)
     found = _bus_tests(bin_dir, tmp_path / "run")
     assert Path(found["DIST"]).resolve().is_relative_to(venv.resolve()), found  # venv2's install
     # the sources of this checkout, as edited: no build product stands in for them
