@@ -14,6 +14,14 @@ Scenarios: ``burst_1`` (bursts of 256 to one subscriber, then one loop turn), ``
 Rates are per CPU-second of the process (``time.process_time``), the median of ``--runs`` runs,
 so a busy shared machine skews them less than wall time would.
 
+``service_path`` is the path the service runs: DataCapture's own ``_publish_events`` (what it calls
+after each group commit; it publishes the batch with ``publish_many``) with committed batches of
+256 RawEvents, then one loop turn, to one subscriber that takes RawEvent the way a module does (a
+bound method taking the envelope).  The queue bus gets the same RawEvents, one ``publish`` each
+(it has no batch call), and the same bound method.  ``service_path.ratio_vs_queue_bus`` is the
+ratio of the two medians; ``ratio_per_run`` pairs the two rates measured back to back in each run.
+The bus is pure Python (there is no compile step).
+
 ``high_*`` figures: one subscriber receives Normal messages at ~50,000/s (paced) while High
 messages arrive every ~0.5 ms; the bus's own High latency histogram gives p50/p99.
 
@@ -51,6 +59,7 @@ from bus.messages import (
     StateChange,
     UserInput,
 )
+from modules.data_capture import DataCapture
 
 BURST = 256
 TYPES: list[type[Message]] = [RawEvent, UserInput, StateChange, AnalysisComplete]
@@ -238,6 +247,76 @@ async def run_bursts(name: str, n_subs: int, messages: int, payloads: Any) -> fl
     return delivered / cpu
 
 
+class ModuleLikeSink:
+    """A subscriber the way a module writes one: a bound method taking one envelope (or item)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def on_event(self, item: object) -> None:
+        self.n += 1
+
+
+def _data_capture_on(bus: Bus) -> DataCapture:
+    """DataCapture bound to ``bus`` without starting its listeners: only its publish is run."""
+    capture = DataCapture()
+    capture._bus = bus
+    return capture
+
+
+def service_publish_call(payloads: Any) -> str:
+    """Which bus call DataCapture makes for a committed batch (checked, not assumed)."""
+    calls: list[str] = []
+
+    class Spy(Bus):
+        def publish(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("publish")
+            return super().publish(*args, **kwargs)
+
+        def publish_many(self, *args: Any, **kwargs: Any) -> int:
+            calls.append("publish_many")
+            return super().publish_many(*args, **kwargs)
+
+    _data_capture_on(Spy())._publish_events(list(payloads[RawEvent][:4]))
+    return "+".join(sorted(set(calls))) or "nothing"
+
+
+async def run_service_path(name: str, messages: int, payloads: Any) -> float:
+    """Committed batches of RawEvents as DataCapture publishes them, to one module-like sink."""
+    batch: list[RawEvent] = list(payloads[RawEvent])
+    sink = ModuleLikeSink()
+    rounds = messages // BURST
+    if name == "skelly":
+        bus = Bus()
+        bus.subscribe(sink.on_event, types=RawEvent, maxsize=4096)
+        publish_batch = _data_capture_on(bus)._publish_events
+        close = bus.aclose
+    else:
+        qb = QueueBus()
+        qb.subscribe(RawEvent, sink.on_event)
+        publish = qb.publish
+
+        def publish_batch(events: list[RawEvent]) -> None:
+            for event in events:
+                publish(event)
+
+        close = qb.close
+    gc.collect()
+    t0 = time.process_time()
+    for _ in range(rounds):
+        publish_batch(batch)
+        await asyncio.sleep(0)
+    for _ in range(100):  # let the queue bus's consumer finish
+        if sink.n >= rounds * BURST:
+            break
+        await asyncio.sleep(0)
+    cpu = time.process_time() - t0
+    await close()
+    if sink.n != rounds * BURST:
+        raise SystemExit(f"service path, {name}: delivered {sink.n} of {rounds * BURST}: invalid")
+    return sink.n / cpu
+
+
 async def run_wakeup(name: str, n_subs: int, messages: int, payloads: Any) -> tuple[float, float]:
     c = await CONTESTANTS[name](n_subs)
     pub, counters, close = c.publish, c.counters, c.close
@@ -319,7 +398,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "wakeup_per_s_4_subscribers": {},
     }
     raw: dict[str, dict[str, list[float]]] = {k: {} for k in results}
+    service: dict[str, list[float]] = {"skelly": [], "queue_bus": []}
     for _ in range(runs):
+        for name in service:
+            service[name].append(await run_service_path(name, args.messages, payloads))
         # interleave contestants inside each run so machine noise hits all of them alike
         for name in CONTESTANTS:
             raw["delivered_per_cpu_s"].setdefault(name, []).append(
@@ -335,6 +417,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             raw["wakeup_per_s_4_subscribers"].setdefault(name, []).append(cpu_rate)
     for key, per_name in raw.items():
         results[key] = {name: round(median(v)) for name, v in per_name.items()}
+    per_run = [s / q for s, q in zip(service["skelly"], service["queue_bus"], strict=True)]
+    skelly_rate, queue_rate = median(service["skelly"]), median(service["queue_bus"])
+    results["service_path"] = {
+        "data_capture_publishes_with": service_publish_call(payloads),
+        "delivered_per_cpu_s": {"skelly": round(skelly_rate), "queue_bus": round(queue_rate)},
+        "ratio_vs_queue_bus": round(skelly_rate / queue_rate, 2),
+        "ratio_per_run": [round(r, 2) for r in per_run],
+    }
     lat = [await run_latency(args.latency_seconds, 50_000) for _ in range(runs)]
     for key in lat[0]:
         results[key] = round(median([r[key] for r in lat]), 1)
