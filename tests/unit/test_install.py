@@ -30,18 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-# what a fresh checkout does not have: VCS data, venvs, caches and build products
+# what a fresh checkout does not have (or the build never reads): VCS data, venvs, tool caches
+# (every dot entry), build products, run data
 NOT_IN_A_CHECKOUT = shutil.ignore_patterns(
-    ".git",
-    ".venv*",
-    "build",
-    "dist",
-    "*.egg-info",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "var",
+    ".*", "build", "dist", "*.egg-info", "__pycache__", "var"
 )
 # run in the new venv: import the bus first (pytest then uses that very module), say where it
 # came from, then run the bus tests
