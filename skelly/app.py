@@ -24,7 +24,7 @@ from modules.event_bus import EventBusModule
 from modules.event_clock import HostTimeFollower, ObservingSink
 from modules.figurine import CuteFigurine
 from modules.gamification import Gamification
-from modules.orchestrator import Orchestrator
+from modules.orchestrator import ModuleStartFault, Orchestrator, control_socket_path
 from modules.storage import Storage
 from skelly.config import Config
 from skelly.errors import StartupFault
@@ -37,12 +37,15 @@ def build_modules(
     event_sleep: Callable[[float], Awaitable[None]] | None = None,
     token: str | None = None,
     pin_factory: Callable[[], Any] | None = None,
+    notify: Callable[[str], None] | None = None,
+    watchdog_s: float | None = None,
 ) -> list[Module]:
     """The eight modules in dependency (start) order, wired to each other.
 
     Event time for Storage's windows follows the hosts' timestamps (``HostTimeFollower``, fed
     by every committed batch) unless ``event_clock``/``event_sleep`` are given (the simulator
-    passes its SimClock's); ``token`` overrides the ingest token file.
+    passes its SimClock's); ``token`` overrides the ingest token file; ``notify`` and
+    ``watchdog_s`` connect the Orchestrator to systemd (skelly/notify.py).
     """
     state = config.state_dir()
     sink: EventSink
@@ -55,11 +58,16 @@ def build_modules(
         sink = storage
     return [
         EventBusModule(),
-        Orchestrator(config.orchestrator),
+        Orchestrator(
+            config.orchestrator,
+            control_socket=control_socket_path(state),
+            notify=notify,
+            watchdog_s=watchdog_s,
+        ),
         storage,
         DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
         AnalysisEngine(config.analysis),
-        Gamification(config.gamification, store=storage),
+        Gamification(config.gamification),
         AI(config.ai),
         CuteFigurine(
             config.figurine,
@@ -86,19 +94,23 @@ def make_bus(config: Config) -> Bus:
 
 
 async def start_all(bus: Bus, modules: list[Module]) -> None:
-    """Start ``modules`` in order; on the first start-up fault (a module Unhealthy at the end of
-    its start, docs/CLI.md §2) stop the ones started so far in reverse order and raise
-    :class:`StartupFault` naming the module and what it reported."""
-    started: list[Module] = []
+    """Start ``modules`` through their Orchestrator (dependency order, docs/STATUS.md §1); on
+    the first start-up fault (a module Unhealthy at the end of its start, docs/CLI.md §2) what
+    started is stopped in reverse order and :class:`StartupFault` names the module and what it
+    reported."""
+    orchestrator = _orchestrator(modules)
+    orchestrator.manage(modules)
     try:
-        for module in modules:
-            started.append(module)
-            await module.start(bus)
-            if module.start_fault:
-                raise StartupFault(module.name, _explain(module, module.start_fault))
-    except BaseException:
-        await stop_all(started)
-        raise
+        await orchestrator.start_all(bus)
+    except ModuleStartFault as fault:
+        raise StartupFault(fault.module.name, _explain(fault.module, fault.detail)) from None
+
+
+def _orchestrator(modules: list[Module]) -> Orchestrator:
+    for module in modules:
+        if isinstance(module, Orchestrator):
+            return module
+    return Orchestrator()
 
 
 def _explain(module: Module, fault: str) -> str:
@@ -109,7 +121,9 @@ def _explain(module: Module, fault: str) -> str:
             "which): stop it or set [ingest] port"
         )
     sock = getattr(module, "debug_socket", None)
-    if isinstance(module, CuteFigurine) and sock is not None and "already serves" in fault:
+    if isinstance(module, Orchestrator):
+        sock = module.control_socket
+    if isinstance(module, CuteFigurine | Orchestrator) and sock and "already serves" in fault:
         pid = socket_peer_pid(sock)
         if pid is not None:
             return f"{fault} (held by pid {pid})"
@@ -132,10 +146,13 @@ def socket_peer_pid(path: Path) -> int | None:
     return pid or None
 
 
-async def stop_all(modules: list[Module], timeout: float = 10.0) -> None:
-    for module in reversed(modules):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(module.stop(), timeout)
+async def stop_all(modules: list[Module]) -> None:
+    """Stop ``modules`` in reverse order through their Orchestrator (``STOPPING=1``, pending
+    restarts cancelled, within its ``stop_timeout_s``)."""
+    orchestrator = _orchestrator(modules)
+    if not orchestrator.modules:
+        orchestrator.manage(modules)
+    await orchestrator.stop_all()
 
 
 def run_loop(

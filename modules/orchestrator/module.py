@@ -43,7 +43,7 @@ from bus.messages import (
     StateChange,
 )
 from modules.base import Module
-from modules.orchestrator.control import ControlServer
+from modules.orchestrator.control import ControlServer, ControlSocketError
 from modules.orchestrator.policy import RestartBook, backoff_delay, start_order
 
 log = logging.getLogger("skelly.orchestrator")
@@ -166,6 +166,10 @@ class Orchestrator(Module):
                 if module.start_fault:
                     raise ModuleStartFault(module, module.start_fault)
                 self._mark_running(module.name)
+            try:  # last, so a second service trips over the database or ports first
+                await self._open_control()
+            except ControlSocketError as exc:
+                raise ModuleStartFault(self, str(exc)) from None
         except BaseException:
             await self._stop_in_reverse(started)
             raise
@@ -214,12 +218,17 @@ class Orchestrator(Module):
         self.subscribe(self._on_link, types=LinkStatus, maxsize=64)
         self.subscribe(self._on_state, types=StateChange, maxsize=64)
         self.subscribe(self._on_reward, types=RewardEvent, maxsize=64)
-        if self.control_socket is not None:
-            self._control = ControlServer(self.control_socket, self.status_report)
-            await self._control.start()
+        if self.ready:  # restarted: serve again (the first start serves once all have started)
+            await self._open_control()
         self.spawn(self._health_loop(), "health")
         if self.watchdog_s:
             self.spawn(self._watchdog_loop(), "watchdog")
+
+    async def _open_control(self) -> None:
+        if self.control_socket is not None and self._control is None:
+            control = ControlServer(self.control_socket, self.status_report)
+            await control.start()
+            self._control = control
 
     async def on_stop(self) -> None:
         control, self._control = self._control, None

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from skelly import app
+from skelly import app, notify
 from skelly.config import Config, load
 from skelly.errors import data_dir_hint, require_dir
 
@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the service: ingest, storage, analysis and the figurine",
         description=(
             "Starts the eight modules in dependency order on uvloop and runs until SIGTERM or "
-            "Ctrl-C, then stops them in reverse order (storage flushed last but one). Built-in "
+            "Ctrl-C, then stops them in reverse order (storage flushed last but one). The "
+            "Orchestrator health-checks them and restarts one that crashes or stops answering; "
+            "under systemd (Type=notify) it sends READY=1, WATCHDOG=1 and STATUS=; `skelly "
+            "status` asks it how everything is (docs/STATUS.md). Built-in "
             "defaults apply to anything the config file leaves out. A fault at start-up (data "
             "directory not writable, database held by another process, ingest port in use, TLS "
             "files unreadable) ends it with one line and exit status 2; faults that heal at run "
@@ -47,11 +50,13 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
     """Start the modules, run until ``stop``, stop them.  A start-up fault (docs/CLI.md §2)
     raises :class:`~skelly.errors.StartupFault` after stopping what had started."""
     bus = app.make_bus(config)
-    modules = app.build_modules(config)
+    notifier = notify.from_environ()
+    modules = app.build_modules(config, notify=notifier, watchdog_s=notify.watchdog_seconds())
     try:
         await app.start_all(bus, modules)
     except BaseException:
         await bus.aclose()
+        notifier.close()
         raise
     try:
         for module in modules:
@@ -62,5 +67,6 @@ async def serve(config: Config, stop: asyncio.Event) -> int:
     finally:
         await app.stop_all(modules)
         await bus.aclose()
+        notifier.close()
     print("skelly run: stopped cleanly", flush=True)
     return 0
