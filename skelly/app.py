@@ -67,7 +67,7 @@ def build_modules(
         storage,
         DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
         AnalysisEngine(config.analysis),
-        Gamification(config.gamification),
+        Gamification(config.gamification, store=storage),
         AI(config.ai),
         CuteFigurine(
             config.figurine,
