@@ -19,9 +19,10 @@ How it differs from the tuning family, on purpose:
   else), designers (mostly pointer strokes with clicks, shortcuts, a few labels), long thinkers
   (15-60 s pauses inside focused work), meetings (a call in front, notes now and then), coffee
   breaks (nothing at all).
-* **Hosts** (:data:`HOSTS`): ``clean``; ``noisy`` (timestamp jitter of ~20 ms, so ``ts`` may go
-  backwards between neighbours; the focus event of a switch sometimes sent twice; the app in
-  front re-announced every minute or so, as hosts that report every window raise do);
+* **Hosts** (:data:`HOSTS`): ``clean``; ``noisy`` (timestamps on a 15.6 ms clock tick, as
+  Windows' default timer gives, plus ~5 ms of jitter, so ``ts`` may go backwards between
+  neighbours; the focus event of a switch sometimes sent twice; the app in front re-announced
+  every minute or so, as hosts that report every window raise do);
   ``skewed`` (the host clock up to 1.5 h off and drifting ±250 ppm; the truth is given on the
   host's clock, like the events).
 * **Idle reports** follow INGEST.md §4.4: when input resumes after >= 30 s without any, an
@@ -104,6 +105,8 @@ class HostNoise:
     name: str
     jitter_s: float = 0.0
     """Standard deviation of the timestamp jitter."""
+    tick_s: float = 0.0
+    """Resolution of the host's clock (0 = exact)."""
     dup_focus_p: float = 0.0
     """Probability that a switch's focus event is sent twice."""
     refocus_s: float = 0.0
@@ -114,7 +117,7 @@ class HostNoise:
 
 HOSTS: dict[str, HostNoise] = {
     "clean": HostNoise("clean"),
-    "noisy": HostNoise("noisy", jitter_s=0.02, dup_focus_p=0.35, refocus_s=70.0),
+    "noisy": HostNoise("noisy", jitter_s=0.005, tick_s=1 / 64, dup_focus_p=0.35, refocus_s=70.0),
     "skewed": HostNoise("skewed", jitter_s=0.004, skew=True),
 }
 
@@ -623,6 +626,8 @@ def generate(
     events: list[dict[str, Any]] = []
     for seq, (t, ev, _) in enumerate(evs, start=1):
         ts = clock(t) + (noise.gauss(0.0, h.jitter_s) if h.jitter_s else 0.0)
+        if h.tick_s:
+            ts = math.floor(ts / h.tick_s) * h.tick_s
         events.append(
             {"kind": ev["kind"], "seq": seq, "ts": round(ts, 3)}
             | {k: v for k, v in ev.items() if k != "kind"}
