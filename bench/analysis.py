@@ -60,10 +60,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# run as a script, bench/ is first on the path and bench/bus.py would shadow the bus package
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+if not __package__:
+    # run as a script, bench/ is first on the path and bench/bus.py would shadow the bus package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.traces import independent as ind  # noqa: E402
+from bench.traces import independent as ind
 
 STATES = ind.STATES
 FOCUSED = ("FLOW", "NEUTRAL")

@@ -14,6 +14,7 @@ import statistics
 
 import pytest
 
+from bench.analysis import Case, Tally, met
 from bench.traces.independent import (
     HOST_IDLE_S,
     HOSTS,
@@ -222,3 +223,61 @@ def test_command_line_writes_the_trace_and_its_truth(tmp_path) -> None:
     assert json.loads(truth.read_text()) == [
         [s.start, s.end, s.state, s.activity] for s in tr.truth
     ]
+
+
+# --- the benchmark's scoring rules (bench/analysis.py), on hand-built replay output
+
+
+def _case(script: str, truth, states, t0: float = 1000.0, tis: bool = True) -> Case:
+    ws = []
+    run = 0.0
+    for i, s in enumerate(states):
+        run = run + 10.0 if i and s == states[i - 1] else 0.0
+        w = {"window_end": t0 + 10.0 * (i + 1), "state": s, "confidence": 0.9}
+        if tis:
+            w["time_in_state_s"] = run
+        ws.append(w)
+    return Case("independent", script, "p170", 1, "clean", "", truth, ws)
+
+
+def test_scoring_counts_windows_inside_one_segment_from_60_s_on() -> None:
+    # segments [1000, 1120) FLOW and [1120, 1300) IDLE; windows end at 1010, 1020, ...
+    truth = [(1000.0, 1120.0, "FLOW", "flow"), (1120.0, 1300.0, "IDLE", "idle")]
+    tally = Tally()
+    tally.add(_case("x", truth, ["NEUTRAL"] * 6 + ["FLOW"] * 6 + ["IDLE"] * 18), 30.0)
+    r = tally.report()
+    # FLOW: windows ending 1060 .. 1120 (start >= 1000, end >= 1060): 7, right from 1070 on
+    assert r["accuracy"]["FLOW"] == round(6 / 7, 4)
+    # IDLE: ends 1180 .. 1300 (start >= 1120, end >= 1180), all right; straddlers never count
+    assert r["accuracy"]["IDLE"] == 1.0 and r["windows_scored"] == 7 + 13
+    # the change into IDLE was reported by the first window ending after it
+    assert r["latency_p90_s"]["IDLE"] == 10.0 and r["missed_changes"]["IDLE"] == 0
+
+
+def test_scoring_a_missed_change_is_infinitely_late() -> None:
+    truth = [(1000.0, 1100.0, "FLOW", "flow"), (1100.0, 1400.0, "DISTRACTED", "distracted")]
+    tally = Tally()
+    tally.add(_case("x", truth, ["FLOW"] * 40), 30.0)
+    r = tally.report()
+    assert r["missed_changes"]["DISTRACTED"] == 1 and r["latency_p90_s"]["DISTRACTED"] is None
+    assert not met(r)["latency_p90_s"]
+
+
+def test_scoring_flaps_and_unbroken_time_in_state_on_a_steady_flow() -> None:
+    truth = [(1000.0, 1180.0, "NEUTRAL", "neutral"), (1180.0, 1180.0 + 2400, "FLOW", "flow")]
+    # 18 windows of NEUTRAL, then FLOW with an odd window after every 14 minutes of it
+    states = ["NEUTRAL"] * 18 + (["FLOW"] * 84 + ["NEUTRAL"]) * 2 + ["FLOW"] * 70
+    for tis in (True, False):
+        tally = Tally()
+        tally.add(_case("flow40", truth, states, tis=tis), 30.0)
+        r = tally.report()
+        assert r["flow15_rate"] == 0.0  # restarted every 14 min: never 15 unbroken minutes
+        # counted from 120 s into the segment: windows ending 1300 .. 3580, two blips
+        assert r["flaps_per_hour"]["FLOW"] == round(4 / (2280 / 3600), 2)
+    # a tracker that tolerates the blip keeps counting: then the 15 minutes are reached
+    case = _case("flow40", truth, states)
+    for w in case.windows[103:]:
+        w["time_in_state_s"] += 850.0 if w["state"] == "FLOW" else 0.0
+    tally = Tally()
+    tally.add(case, 30.0)
+    assert tally.report()["flow15_rate"] == 1.0
