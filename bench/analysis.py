@@ -30,7 +30,9 @@ Scoring (issue 8):
   >= 15 min; ``hyperfocus90_rate``: share of 100-minute hyperfocus segments reaching 90 min.
   Time in state is ``time_in_state_s`` from the replay (or, without it, the length of the run of
   equal states), counted from the segment's start at most;
-* ``focused_share`` / ``idle_share`` of reading and design windows.
+* ``focused_share`` / ``idle_share`` of reading and design windows;
+* ``replay_ms_per_window``: wall time of ``skelly replay`` per window on traces of >= 500
+  windows (start-up included; median over traces, ``--jobs`` processes at once).
 
 The JSON also has ``targets`` (the issue's) and ``met`` (bool per item, per family). The top-level
 ``accuracy``, ``flaps_per_hour`` and ``latency_p90_s`` are the independent family's.
@@ -118,6 +120,8 @@ class Case:
     ndjson: str
     truth: list[tuple[float, float, str, str]]
     windows: list[dict[str, Any]] = field(default_factory=list)
+    replay_s: float = 0.0
+    """Wall time of the ``skelly replay`` process (start-up included)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +195,11 @@ def skelly_command(arg: str | None) -> list[str]:
 def replay(cmd: list[str], case: Case, tmp: Path, save: Path | None) -> Case:
     path = tmp / f"{case.family}-{case.script}-{case.typist}-{case.seed}.ndjson"
     path.write_text(case.ndjson, encoding="utf-8")
+    t0 = time.perf_counter()
     proc = subprocess.run(
         [*cmd, "replay", str(path)], capture_output=True, text=True, check=False, timeout=1800
     )
+    case.replay_s = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(
             f"skelly: error: skelly replay failed on {path.name} (exit {proc.returncode}): "
@@ -266,10 +272,13 @@ class Tally:
     flow15: list[bool] = field(default_factory=list)
     hyper90: list[bool] = field(default_factory=list)
     windows_out: int = 0
+    ms_per_window: list[float] = field(default_factory=list)
 
     def add(self, case: Case, window_s: float) -> None:
         ws = case.windows
         self.windows_out += len(ws)
+        if len(ws) >= 500:  # long traces: the process start-up hardly counts
+            self.ms_per_window.append(1000 * case.replay_s / len(ws))
         for w in ws:
             start, end = _window_start(w, window_s), w["window_end"]
             for s0, s1, state, activity in case.truth:
@@ -371,6 +380,9 @@ class Tally:
             "windows_scored": sum(self.total.values())
             + sum(sum(self.activity[a].values()) for a in NOT_IN_ACCURACY),
             "windows_out": self.windows_out,
+            "replay_ms_per_window": (
+                round(statistics.median(self.ms_per_window), 3) if self.ms_per_window else None
+            ),
         }
 
 
@@ -427,7 +439,7 @@ def run_family(
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 3 typists per family")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds per family (default 3; quick 1)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per family (default 2; quick 1)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--skelly", help="command that runs skelly (default: the installed one)")
     ap.add_argument("--window-s", type=float, default=30.0, help="if replay omits window_start")
@@ -435,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--save", type=Path, help="keep traces, truth and replay output here")
     ap.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = ap.parse_args(argv)
-    seeds = range(1, (args.seeds or (1 if args.quick else 3)) + 1)
+    seeds = range(1, (args.seeds or (1 if args.quick else 2)) + 1)
     cmd = skelly_command(args.skelly)
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
