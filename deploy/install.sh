@@ -210,12 +210,25 @@ if [ ! -x "$R$venv/bin/python" ]; then
   "$python" -m venv "$R$venv"
   say "created $venv"
 fi
-want="$(source_fingerprint "${from%\[*\]}") $from"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+from_path="${from%\[*\]}"
+want="$(source_fingerprint "$from_path") $from"
 if [ "$(cat "$R$venv/.skelly-source" 2>/dev/null)" != "$want" ]; then
   say "installing $from into $venv (pip)"
+  target="$from"
+  if [ -d "$from_path" ]; then
+    # build from a copy: pip builds in the source tree, which would leave root-owned build/
+    # and *.egg-info in the owner's checkout
+    mkdir "$scratch/src"
+    tar -C "$from_path" --exclude=./.git --exclude='./.venv*' --exclude=./build \
+      --exclude='*.egg-info' --exclude='__pycache__' --exclude=./.cache --exclude=./var \
+      -cf - . | tar -C "$scratch/src" -xf -
+    target="$scratch/src${from#"$from_path"}"
+  fi
   # shellcheck disable=SC2086  # SKELLY_PIP_ARGS is a list of words on purpose
   "$R$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
-    ${SKELLY_PIP_ARGS:-} "$from"
+    ${SKELLY_PIP_ARGS:-} "$target"
   printf '%s\n' "$want" > "$R$venv/.skelly-source"
   changed=1
 fi
@@ -227,8 +240,7 @@ done
 
 # config: the documented example with the Pi's paths; never overwrites the owner's file
 ensure_dir /etc/skelly 750 0 "$gid"
-tmp="$(mktemp)"
-trap 'rm -f "$tmp"' EXIT
+tmp="$scratch/.tmp-file"
 ensure_file "$src/deploy/config.example.toml" /etc/skelly/config.example.toml 644 0 0
 if [ ! -e "$R/etc/skelly/config.toml" ]; then
   sed -e 's|^# data_dir = "".*|data_dir = "/var/lib/skelly"|' \
