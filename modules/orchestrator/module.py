@@ -322,6 +322,8 @@ class Orchestrator(Module):
                 n = book.note(self._clock())
                 self.last_fault[name] = reason
                 log.warning("%s: %s (fault %d in the last hour)", name, reason, n)
+                if module.status is not ModuleStatus.UNHEALTHY:  # say why before it stops
+                    module.set_status(ModuleStatus.UNHEALTHY, reason)
                 await self._stop_one(module)
                 if n > book.limit:
                     self._give_up(module, bus, reason)
