@@ -84,8 +84,9 @@ if [ -n "$root" ]; then
   [ "$root" != / ] || root=""
 fi
 if [ -n "$root" ]; then
-  [ -f "$root/etc/passwd" ] && [ -f "$root/etc/group" ] \
-    || die "--root $root must hold etc/passwd and etc/group (users and groups are added there)"
+  if [ ! -f "$root/etc/passwd" ] || [ ! -f "$root/etc/group" ]; then
+    die "--root $root must hold etc/passwd and etc/group (users and groups are added there)"
+  fi
 else
   systemd_run="${SKELLY_INSTALL_SYSTEMD_RUN:-/run/systemd/system}"  # test hook
   [ -d "$systemd_run" ] || die "systemd is not running here ($systemd_run missing): the service needs systemd as init; to prepare an image use --root DIR"
@@ -178,13 +179,14 @@ command -v "$python" >/dev/null || die "no $python: install Python 3.11 or newer
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "$python is Python $("$python" -c 'import platform; print(platform.python_version())'); Skelly needs 3.11 or newer (Raspberry Pi OS bookworm has it)"
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
-  [ "$offline" = 0 ] && command -v apt-get >/dev/null \
-    || die "$python cannot make a venv: install python3-venv"
+  if [ "$offline" = 1 ] || ! command -v apt-get >/dev/null; then
+    die "$python cannot make a venv: install python3-venv"
+  fi
   say "installing python3-venv"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
 fi
 [ -f "$src/deploy/skelly.service" ] || die "cannot find deploy/skelly.service next to $0 (run it from a checkout)"
-[ -n "$from" ] || from="$src[pi]"
+[ -n "$from" ] || from="${src}[pi]"
 
 changed=0
 for group in gpio dialout; do
@@ -246,8 +248,9 @@ if [ ! -e "$R/etc/skelly/config.toml" ]; then
   sed -e 's|^# data_dir = "".*|data_dir = "/var/lib/skelly"|' \
     -e 's|^url = "/dev/serial/by-id/[^"]*"|url = "/dev/skelly-mcu"  # deploy/70-skelly.rules|' \
     "$src/deploy/config.example.toml" > "$tmp"
-  grep -q '^data_dir = "/var/lib/skelly"' "$tmp" && grep -q '^url = "/dev/skelly-mcu"' "$tmp" \
-    || die "deploy/config.example.toml no longer has the data_dir and url lines this installer fills in"
+  if ! grep -q '^data_dir = "/var/lib/skelly"' "$tmp" || ! grep -q '^url = "/dev/skelly-mcu"' "$tmp"; then
+    die "deploy/config.example.toml no longer has the data_dir and url lines this installer fills in"
+  fi
   install -m 640 -o 0 -g "$gid" "$tmp" "$R/etc/skelly/config.toml"
   say "wrote /etc/skelly/config.toml (yours from now on: later runs never overwrite it)"
 fi
