@@ -164,4 +164,5 @@ def test_second_venv_with_editable_install_on_the_same_checkout(tmp_path: Path) 
     assert Path(found["BUS"]) == ROOT / "bus" / "__init__.py", found
     assert Path(found["ROUTER"]) == ROOT / "bus" / "router.py", found
     assert Path(found["METRICS"]) == ROOT / "bus" / "metrics.py", found
-    assert not [p.name for p in (ROOT / "bus").iterdir() if p.suffix in {".so", ".pyd"}]
+    stale = [p.name for p in (ROOT / "bus").iterdir() if p.suffix in {".so", ".pyd"}]
+    assert not stale, f"compiled modules left by the old mypyc build shadow the sources: rm {stale}"
