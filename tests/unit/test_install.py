@@ -27,6 +27,12 @@ import sysconfig
 import tomllib
 from pathlib import Path
 
+import pytest
+
+# ~10 s each on a loaded 2-core x86 machine; pip and two interpreters under arm64 emulation take
+# several times that, so more room than the suite's 120 s default
+pytestmark = pytest.mark.timeout(600)
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
