@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -173,7 +174,8 @@ def test_the_settings_the_pi_depends_on() -> None:
 
 
 # Run under a seccomp filter built from the unit's own SystemCallFilter= lines, with
-# MemoryDenyWriteExecute's rule (no mapping both writable and executable), errno EPERM like
+# MemoryDenyWriteExecute's rule (no mapping both writable and executable) and
+# RestrictAddressFamilies= (socket() only for those families), errno EPERM like
 # SystemCallErrorNumber=.  libseccomp's Python binding is a system package (python3-seccomp),
 # so this runs with the system interpreter, which then execs the command.
 SECCOMP_RUNNER = r"""
@@ -212,6 +214,8 @@ f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
 for name in sorted(allowed):
     if spec["mdwe"] and name in ("mmap", "mprotect", "pkey_mprotect"):
         continue
+    if spec["families"] and name == "socket":
+        continue
     try:
         f.add_rule(seccomp.ALLOW, name)
     except Exception:  # a name this kernel/architecture does not have
@@ -221,6 +225,8 @@ if spec["mdwe"]:
     for name in ("mmap", "mprotect"):
         for ok in (0, 0x2, 0x4):
             f.add_rule(seccomp.ALLOW, name, seccomp.Arg(2, seccomp.MASKED_EQ, WX, ok))
+for family in spec["families"]:  # RestrictAddressFamilies=
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, family))
 f.load()
 os.execvp(spec["argv"][0], spec["argv"])
 """
@@ -246,6 +252,11 @@ def run_filtered(tmp_path: Path, argv: list[str], filters: list[str] | None = No
     spec = {
         "filters": s["Service.SystemCallFilter"] if filters is None else filters,
         "mdwe": s.get("Service.MemoryDenyWriteExecute") == ["yes"],
+        "families": [
+            int(getattr(socket, name))
+            for value in s.get("Service.RestrictAddressFamilies", [])
+            for name in value.split()
+        ],
         "argv": [sys.executable if a == "PYTHON" else a for a in argv],
     }
     runner = tmp_path / "seccomp_runner.py"
@@ -262,7 +273,8 @@ def run_filtered(tmp_path: Path, argv: list[str], filters: list[str] | None = No
 
 def test_the_service_runs_under_the_units_system_call_filter(tmp_path: Path) -> None:
     """The whole pipeline (uvloop, threads, SQLite, real TCP, a pty, gpiozero mock pins) under
-    the unit's SystemCallFilter= and MemoryDenyWriteExecute=, for a few seconds."""
+    the unit's SystemCallFilter=, MemoryDenyWriteExecute= and RestrictAddressFamilies=, for a
+    few seconds."""
     sim = ["sim", "--headless", "--duration", "3", "--state-dir", str(tmp_path / "state")]
     out = run_filtered(tmp_path, ["PYTHON", "-m", "skelly.cli", *sim])
     assert out.startswith("rc=0\n"), out
@@ -273,7 +285,8 @@ def test_the_filter_is_really_applied(tmp_path: Path) -> None:
     probe = (
         "import mmap, os\n"
         "for name, call in (('setuid', lambda: os.setuid(0)),\n"
-        "    ('wx', lambda: mmap.mmap(-1, 4096, prot=7))):\n"
+        "    ('wx', lambda: mmap.mmap(-1, 4096, prot=7)),\n"
+        "    ('netlink', lambda: __import__('socket').socket(16, 3, 0))):\n"
         "    try:\n"
         "        call(); print(name, 'allowed')\n"
         "    except OSError as e:\n"
@@ -282,6 +295,7 @@ def test_the_filter_is_really_applied(tmp_path: Path) -> None:
     out = run_filtered(tmp_path, ["PYTHON", "-c", probe])
     assert "setuid denied 1" in out, out  # @privileged removed, EPERM
     assert "wx denied 1" in out, out  # no writable+executable memory
+    assert "netlink denied 1" in out, out  # AF_NETLINK is not among the families
 
 
 def test_a_filter_too_tight_for_the_service_is_noticed(tmp_path: Path) -> None:
