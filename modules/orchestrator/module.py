@@ -70,6 +70,26 @@ class OrchestratorConfig:
     control_socket: bool = True
     """Serve ``skelly status`` on ``<data_dir>/control.sock``."""
 
+    def __post_init__(self) -> None:
+        for name in ("health_interval_s", "backoff_initial_s", "stop_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0 s, got {getattr(self, name)}")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be at least backoff_initial_s "
+                f"({self.backoff_initial_s})"
+            )
+        if not 0 <= self.backoff_jitter < 1:
+            raise ValueError(
+                f"backoff_jitter must be 0 or more and below 1, got {self.backoff_jitter}"
+            )
+        if self.missed_replies < 1:
+            raise ValueError(f"missed_replies must be at least 1, got {self.missed_replies}")
+        if self.max_restarts_per_hour < 0:
+            raise ValueError(
+                f"max_restarts_per_hour must be 0 or more, got {self.max_restarts_per_hour}"
+            )
+
 
 class ModuleStartFault(Exception):
     """A module was Unhealthy at the end of its start (docs/CLI.md §2)."""

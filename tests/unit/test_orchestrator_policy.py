@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from modules.orchestrator import OrchestratorConfig
 from modules.orchestrator.policy import RestartBook, backoff_delay, start_order
 
 
@@ -67,3 +68,19 @@ def test_budget_counts_faults_of_the_last_hour_only() -> None:
     assert book.in_window(3600.0) == 2  # the fault at 0 s is an hour old
     assert book.in_window(3620.0) == 0
     assert book.total == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"health_interval_s": 0}, "health_interval_s must be more than 0 s"),
+        ({"backoff_initial_s": 10, "backoff_max_s": 5}, "backoff_max_s (5) must be at least"),
+        ({"backoff_jitter": 1.0}, "backoff_jitter must be 0 or more and below 1"),
+        ({"missed_replies": 0}, "missed_replies must be at least 1"),
+        ({"max_restarts_per_hour": -1}, "max_restarts_per_hour must be 0 or more"),
+        ({"stop_timeout_s": -1}, "stop_timeout_s must be more than 0 s"),
+    ],
+)
+def test_config_mistakes_are_named(values: dict[str, float], words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        OrchestratorConfig(**values)  # type: ignore[arg-type]
