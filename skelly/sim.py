@@ -4,25 +4,41 @@ Real code paths throughout: the eight modules on the bus, real SQLite in a tempo
 directory, DataCapture listening on real loopback TCP with a fresh token, a simulated host
 streaming a scenario through the real ingest protocol, and the figurine link talking the real
 serial protocol to a simulated MCU on a pseudo-terminal (with the debug socket for
-``skelly console``).  Event time runs ``speed`` times faster than real time (one SimClock shared by
-the host, Storage's windows and Analysis), so a work day plays in minutes.
+``skelly console``).  The figurine's GPIO back end drives gpiozero's MockFactory pins (the same
+device code as on a Pi); ``press short|long|double`` on standard input presses the virtual button
+on the mock button pin (docs/FIGURINE.md §7).  Event time runs ``speed`` times faster than real
+time (one SimClock shared by the host, Storage's windows and Analysis), so a work day plays in
+minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bus import Bus, Envelope
-from bus.messages import AnalysisComplete, LinkStatus, StateChange, UserInput
+from bus.messages import (
+    AnalysisComplete,
+    AnimationCommand,
+    InterventionRequest,
+    InterventionResponse,
+    LinkStatus,
+    RewardEvent,
+    StateChange,
+    UserInput,
+)
 from firmware_bridge.core.protocol import Event
 from firmware_bridge.debug import default_socket_path
 from hw_sim.clock import SimClock
+from hw_sim.gpio import VirtualButton, describe_pins, mock_factory, trim_history
 from hw_sim.host import compressed_storage_config, stream_scenario
 from hw_sim.mcu import SimulatedMcu, describe
 from hw_sim.scenarios import SCENARIOS, scenario
@@ -44,6 +60,8 @@ class SimOptions:
     """Keep state here instead of a temporary directory."""
     headless: bool = False
     """No live lines while it runs (for tests and CI): the start-up lines, then a summary."""
+    keys: bool = True
+    """Read ``press short|long|double`` lines from standard input (the virtual button)."""
 
 
 def check_options(opts: SimOptions) -> None:
@@ -66,6 +84,7 @@ def _sim_config(config: Config, state_dir: Path, speed: float, mcu_path: Path) -
         figurine=dataclasses.replace(
             config.figurine,
             serial_enabled=True,
+            gpio_enabled=True,  # on gpiozero's MockFactory pins
             serial=dataclasses.replace(config.figurine.serial, url=str(mcu_path)),
         ),
     )
@@ -89,6 +108,12 @@ class _Narrator:
         self.presses = 0
         self.scenarios_done = 0
         self.events_sent = 0
+        self.interventions: list[str] = []
+        self.responses: dict[str, int] = {}
+        self.coins = 0
+        self.gpio_looks: list[str] = []
+        self.describe_gpio: Callable[[], str] | None = None
+        self._gpio_check: asyncio.TimerHandle | None = None
 
     def say(self, line: str) -> None:
         if self.live:
@@ -102,6 +127,46 @@ class _Narrator:
         bus.subscribe(self.on_window, types=AnalysisComplete, name="sim.narrator.window")
         bus.subscribe(self.on_link, types=LinkStatus, name="sim.narrator.link")
         bus.subscribe(self.on_input, types=UserInput, name="sim.narrator.input")
+        bus.subscribe(
+            self.on_companion,
+            types=(InterventionRequest, InterventionResponse, RewardEvent, AnimationCommand),
+            name="sim.narrator.companion",
+        )
+
+    def on_companion(self, env: Envelope) -> None:
+        msg = env.payload
+        if isinstance(msg, InterventionRequest):
+            self.interventions.append(msg.kind)
+            self.say(
+                f"[{self.stamp()}] intervention: {msg.kind} after "
+                f"{msg.time_in_state_s / 60:.0f} min {msg.state.value} ({msg.intervention_id})"
+            )
+        elif isinstance(msg, RewardEvent):
+            self.coins = msg.total_coins
+            self.say(
+                f"[{self.stamp()}] reward: +{msg.coins} coins ({msg.kind}), {msg.total_coins} total"
+            )
+        elif isinstance(msg, AnimationCommand):
+            self.say(f'[{self.stamp()}] figurine shows {msg.name}: "{msg.text}"')
+        elif isinstance(msg, InterventionResponse):
+            self.responses[msg.response] = self.responses.get(msg.response, 0) + 1
+            self.say(f"[{self.stamp()}] response: {msg.response} ({msg.intervention_id})")
+        self.check_gpio_soon()
+
+    def check_gpio_soon(self) -> None:
+        """Say the mock pins' look a moment after something happened (rate caps applied)."""
+        if self.describe_gpio is None or self._gpio_check is not None:
+            return
+        self._gpio_check = asyncio.get_running_loop().call_later(0.2, self._check_gpio)
+
+    def _check_gpio(self) -> None:
+        self._gpio_check = None
+        if self.describe_gpio is None:
+            return
+        line = self.describe_gpio()
+        if not self.gpio_looks or line != self.gpio_looks[-1]:
+            self.gpio_looks.append(line)
+            self.say(f"[{self.stamp()}] {line}")
 
     def on_state(self, env: Envelope) -> None:
         change = env.payload
@@ -112,6 +177,7 @@ class _Narrator:
             f"[{self.stamp()}] focus: {change.previous.value} -> {change.current.value} "
             f"(confidence {change.confidence:.2f}, after {change.previous_duration_s / 60:.1f} min)"
         )
+        self.check_gpio_soon()
 
     def on_window(self, env: Envelope) -> None:
         self.windows += 1
@@ -130,6 +196,7 @@ class _Narrator:
         assert isinstance(gesture, UserInput)
         self.presses += 1
         self.say(f"[{self.stamp()}] button: {gesture.gesture} press ({gesture.origin})")
+        self.check_gpio_soon()
 
     def on_look(self, look: str) -> None:
         self.looks.append(look)
@@ -161,6 +228,13 @@ class _Narrator:
         distinct = len(dict.fromkeys(self.looks))
         last = f", last: {self.looks[-1]}" if self.looks else ""
         lines.append(f"  figurine: {distinct} looks shown{last}")
+        last_gpio = f", last: {self.gpio_looks[-1]}" if self.gpio_looks else ""
+        lines.append(f"  figurine pins: {len(self.gpio_looks)} changes seen{last_gpio}")
+        answered = ", ".join(f"{k} {v}" for k, v in sorted(self.responses.items())) or "none"
+        lines.append(
+            f"  companion: {len(self.interventions)} interventions, responses: {answered}, "
+            f"coins: {self.coins}"
+        )
         lines.append(
             f"  host: {self.scenarios_done} scenario runs done, {self.events_sent} events sent "
             f"by them; button presses: {self.presses}"
@@ -208,13 +282,20 @@ async def _run(
             last_look[0] = look
             narrator.on_look(look)
 
+    pins = mock_factory()
     async with SimulatedMcu(state_dir / "mcu", on_change=on_mcu_change) as mcu:
         cfg = _sim_config(config, state_dir, opts.speed, mcu.path)
+        button = VirtualButton(pins, cfg.figurine.gpio)
+        narrator.describe_gpio = lambda: describe_pins(pins, cfg.figurine.gpio)
         token = secrets.token_urlsafe(32)
         bus = app.make_bus(cfg)
         narrator.attach(bus)
         modules = app.build_modules(
-            cfg, event_clock=clock.now, event_sleep=clock.sleep, token=token
+            cfg,
+            event_clock=clock.now,
+            event_sleep=clock.sleep,
+            token=token,
+            pin_factory=lambda: pins,
         )
         try:
             await app.start_all(bus, modules)
@@ -240,6 +321,12 @@ async def _run(
                 f"{opts.speed:g}x; serial console: skelly console --socket "
                 f"{default_socket_path(state_dir)}; Ctrl-C to stop"
             )
+            if opts.keys:
+                say(
+                    "skelly sim: the figurine's button is on mock GPIO"
+                    f"{cfg.figurine.gpio.button}: type press short|long|double and Enter"
+                )
+                _read_keys(asyncio.get_running_loop(), button, say, cfg)
             host = asyncio.create_task(
                 _host_loop(opts, clock, port, token, narrator), name="sim-host"
             )
@@ -254,8 +341,10 @@ async def _run(
                 stopper.cancel()
                 await _cancel(host)
         finally:
+            narrator.describe_gpio = None
             await app.stop_all(modules)
             await bus.aclose()
+            pins.reset()
     if opts.headless:
         for line in narrator.summary(time.monotonic() - started[0], clock.now() - started[1]):
             say(line)
@@ -289,3 +378,30 @@ async def _host_loop(
         )
         narrator.on_scenario_done(opts.scenario, seed, stats.sent)
         seed += 1
+
+
+def _read_keys(
+    loop: asyncio.AbstractEventLoop, button: VirtualButton, say: Say, cfg: Config
+) -> None:
+    """Read ``press short|long|double`` lines on a daemon thread (a blocked read never holds up
+    the exit) and press the virtual button on the loop."""
+    presses: set[asyncio.Task[None]] = set()
+
+    def on_line(line: str) -> None:
+        words = line.split()
+        if not words:
+            return
+        if len(words) != 2 or words[0] != "press" or words[1] not in ("short", "long", "double"):
+            say(f"skelly sim: unknown input {line.strip()!r}; type press short|long|double")
+            return
+        task = loop.create_task(button.press(words[1]), name="sim-press")
+        presses.add(task)
+        task.add_done_callback(presses.discard)
+        trim_history(button.factory, cfg.figurine.gpio)
+
+    def reader() -> None:
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(on_line, line)
+
+    threading.Thread(target=reader, name="sim-keys", daemon=True).start()
