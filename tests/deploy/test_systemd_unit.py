@@ -166,6 +166,9 @@ def test_the_settings_the_pi_depends_on() -> None:
     assert s["Service.DevicePolicy"] == ["closed"]
     allowed = {v.split()[0] for v in s["Service.DeviceAllow"]}
     assert {"char-gpiochip", "char-ttyACM", "char-ttyUSB"} <= allowed
+    # gpiozero reads the board revision from /proc/device-tree or /proc/cpuinfo, which
+    # ProcSubset=pid hides (PinUnknownPi: no GPIO at all on the Pi)
+    assert s.get("Service.ProcSubset", ["all"]) == ["all"]
     # lgpio makes FIFOs in the working directory: it must be the (writable) state directory
     assert s["Service.WorkingDirectory"] == ["/var/lib/skelly"]
     assert s["Service.ExecStart"] == [
