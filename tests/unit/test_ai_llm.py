@@ -20,6 +20,7 @@ from modules.ai import AI, AIConfig
 from modules.ai.filter import check
 from modules.ai.llm import CircuitBreaker, Endpoint, LLMError, LLMTimeout, complete
 from modules.ai.templates import BANK, MAX_VALUES
+from tests.slowness import allow
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 GOOD = "Hey, twelve minutes of hopping around. Want to pick one small thing together?"
@@ -176,8 +177,12 @@ def test_a_stalled_or_dripping_server_costs_at_most_the_timeout(run: Run) -> Non
         async with FakeLLM() as fake:
             fake.script = ["stall", "drip"]
             ai = AI(AIConfig(llm_url=fake.url, llm_timeout_s=0.3, breaker_failures=100))
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
             text = await ai.write(req())
+            waited = loop.time() - t0
             assert fake.stalled.is_set() and text in templates("nudge")
+            assert 0.3 <= waited <= allow(2.0)  # the timeout, not the server, decided
             assert "no reply within 0.3 s" in ai.last_error
             text = await ai.write(req())  # ~100 bytes at 20 bytes/s: far past 0.3 s
             assert text in templates("nudge") and ai.counts["llm_failed"] == 2

@@ -127,6 +127,16 @@ def test_confident_flow_on_one_host_protects_against_a_nudge_from_another() -> N
     assert [r.kind for r in requests(got2)] == ["nudge"]
 
 
+def test_hyperfocus_under_90_min_is_never_interrupted() -> None:
+    day = Day()
+    got: list[Message] = []
+    for i in range(1, 80 * 6):  # desk in hyperfocus for 80 min, laptop distracted all along
+        day.now += 10
+        day.window(H, i * 10.0, 0.5, "desk")
+        got += day.window(D, i * 10.0, host="laptop")
+    assert requests(got) == [] and "HYPERFOCUS under 90 min" in day.core.blocked
+
+
 def test_break_after_90_min_of_hyperfocus_and_not_before() -> None:
     day = Day()
     before = day.run(H, 89.9)
@@ -453,14 +463,13 @@ def test_streak_counts_once_per_day_across_a_restart() -> None:
 
 
 def test_streak_day_follows_the_local_date_not_utc() -> None:
-    # 00:30 in Berlin is still the previous day in UTC: it is a new local day
     day = Day()
     day.run(F, 31, conf=0.95)
+    # 00:05 to 00:36 in Berlin on the 19th is still the 18th in UTC: a new local day all the same
     day2 = Day(snap=day.core.snapshot())
-    day2.now = at(19, 0, 30) - 31 * MIN  # 23:59 local on the 18th: same day, nothing
-    day2.now = at(19, 0, 30)
-    assert dt.datetime.fromtimestamp(day2.now, dt.UTC).day == 18
+    day2.now = at(19, 0, 5)
     day2.run(F, 31, conf=0.95)
+    assert dt.datetime.fromtimestamp(day2.now, dt.UTC).day == 18
     assert day2.core.progress.streak == 2
 
 

@@ -22,12 +22,23 @@ from bus.messages import (
 )
 from modules.gamification import Gamification, GamificationConfig, MemoryStore
 from modules.storage import Storage, StorageConfig
+from tests.slowness import allow
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 BERLIN = ZoneInfo("Europe/Berlin")
 NOON = dt.datetime(2026, 11, 18, 12, 0, tzinfo=BERLIN).timestamp()
 CFG = GamificationConfig(timezone="Europe/Berlin")
 D, F = FocusState.DISTRACTED, FocusState.FLOW
+
+
+class SignallingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = asyncio.Event()
+
+    async def put_state(self, key: str, value: Any) -> None:
+        await super().put_state(key, value)
+        self.written.set()
 
 
 class Watch:
@@ -57,7 +68,7 @@ def window(now: float, state: FocusState, tis: float, conf: float = 0.9) -> Anal
 def test_requests_responses_and_progress_through_the_store(run: Run) -> None:
     async def main() -> None:
         now = [NOON]
-        store = MemoryStore()
+        store = SignallingStore()
         bus = Bus()
         watch = Watch(bus)
         g = Gamification(CFG, store=store, clock=lambda: now[0])
@@ -77,6 +88,10 @@ def test_requests_responses_and_progress_through_the_store(run: Run) -> None:
         )
         await bus.join()
         assert g.core is not None and g.core.progress.cooldown_s["nudge"] == 45 * 60
+        # saved at once, not only at stop (a power cut must not lose it)
+        while store.data.get("gamification", {}).get("cooldown_s", {}).get("nudge") != 45 * 60:
+            store.written.clear()
+            await asyncio.wait_for(store.written.wait(), allow(5.0))
         # a long press from either origin snoozes, and says so
         bus.publish(UserInput("long", "mcu", now[0]), source="CuteFigurine")
         modes = await watch.until(CompanionMode, 2)
