@@ -42,7 +42,7 @@ class Module:
     def __init__(self) -> None:
         self._bus: Bus | None = None
         self.subscriptions: list[Callable[[], None]] = []
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.spawned: set[asyncio.Task[Any]] = set()
         """Tasks started with :meth:`spawn` that have not finished."""
         self.status = ModuleStatus.STOPPED
         self.detail = ""
@@ -115,12 +115,12 @@ class Module:
         """Run ``coro`` as one of this module's tasks: cancelled by :meth:`stop`; an exception
         out of it is a crash (:meth:`crashed`)."""
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}.{name}")
-        self.tasks.add(task)
+        self.spawned.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+        self.spawned.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
@@ -147,13 +147,13 @@ class Module:
                 )
 
     async def _cancel_tasks(self) -> None:
-        tasks = list(self.tasks)
+        tasks = list(self.spawned)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self.tasks.difference_update(tasks)
+        self.spawned.difference_update(tasks)
 
     async def stop(self) -> None:
         if self._bus is None:
