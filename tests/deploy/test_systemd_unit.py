@@ -230,7 +230,11 @@ if spec["mdwe"]:
             f.add_rule(seccomp.ALLOW, name, seccomp.Arg(2, seccomp.MASKED_EQ, WX, ok))
 for family in spec["families"]:  # RestrictAddressFamilies=
     f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, family))
-f.load()
+try:
+    f.load()
+except OSError as e:  # qemu-user refuses to load filters (they would bind qemu itself)
+    print(f"SECCOMP-UNAVAILABLE: {e}", file=sys.stderr)
+    sys.exit(77)
 os.execvp(spec["argv"][0], spec["argv"])
 """
 
@@ -271,6 +275,10 @@ def run_filtered(tmp_path: Path, argv: list[str], filters: list[str] | None = No
         timeout=300,
         cwd=tmp_path,
     )
+    if result.returncode == 77 and "SECCOMP-UNAVAILABLE" in result.stderr:
+        # only where the kernel interface is missing, e.g. under qemu-user emulation
+        # (tests/pi/run-emulated.sh), which refuses PR_SET_SECCOMP for its guests
+        pytest.skip(f"seccomp filters cannot be loaded here: {result.stderr.strip()}")
     return f"rc={result.returncode}\n{result.stdout}{result.stderr}"
 
 
