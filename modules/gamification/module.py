@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
@@ -70,13 +70,17 @@ class Gamification(Module):
         *,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__()
         self.config = config or GamificationConfig()
         self.store = store
         self.clock = clock
+        self.sleep = sleep
+        """Sleeps seconds of ``clock`` (the simulator passes its compressed clock and sleep)."""
         self.core: Companion | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._deadline: float | None = None
         self._saving: asyncio.Task[None] | None = None
         self._saved_at = float("-inf")
 
@@ -145,7 +149,8 @@ class Gamification(Module):
         assert isinstance(env.payload, InterventionResponse) and self.core is not None
         self._emit(self.core.on_response(self.clock(), env.payload))
 
-    def _on_timer(self) -> None:
+    async def _wait(self, delay: float) -> None:
+        await self.sleep(delay)
         self._timer = None
         if self.core is not None and self.status not in (
             ModuleStatus.SHUTTING_DOWN,
@@ -172,14 +177,19 @@ class Gamification(Module):
             return
         now = self.clock()
         deadline = core.next_deadline(now)
+        if self._timer is not None and not self._timer.done() and deadline == self._deadline:
+            return  # already waiting for exactly that
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._deadline = deadline
         if deadline is None:
             return
         # the wall clock may jump: never sleep more than an hour on one reading
         delay = min(max(deadline - now, 0.0), 3600.0) + 0.01
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        self._timer = asyncio.get_running_loop().create_task(
+            self._wait(delay), name="gamification.timer"
+        )
 
     def _wants_save(self, core: Companion) -> bool:
         minor = core.minor_dirty and self.clock() - self._saved_at >= MINOR_SAVE_EVERY_S

@@ -188,3 +188,28 @@ def test_focus_seconds_alone_are_saved_at_most_once_a_minute(run: Run) -> None:
         assert store.data["gamification"]["days"]["2026-11-18"]["focus_s"] == 12 * 60 - 10
 
     run(main())
+
+
+def test_the_timer_sleeps_on_the_injected_clock(run: Run) -> None:
+    # the simulator's compressed clock: the shell's waits are in that clock's seconds
+    async def main() -> None:
+        now = [dt.datetime(2026, 11, 18, 21, 0, tzinfo=BERLIN).timestamp()]
+        slept: list[float] = []
+        forever = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            if len(slept) > 1:
+                await forever.wait()
+            now[0] += seconds
+
+        bus = Bus()
+        watch = Watch(bus)
+        g = Gamification(CFG, clock=lambda: now[0], sleep=sleep)
+        await g.start(bus)
+        modes = await watch.until(CompanionMode, 2)
+        assert modes[1] == CompanionMode(True, 0.0, "quiet hours")
+        assert 3600.0 <= slept[0] <= 3600.1  # 21:00 -> 22:00 in one wait
+        await g.stop()
+
+    run(main())
