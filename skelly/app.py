@@ -10,6 +10,7 @@ import contextlib
 import signal
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,13 @@ def build_modules(
         storage,
         DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
         AnalysisEngine(config.analysis),
-        Gamification(config.gamification, store=storage),
+        # cooldowns, snooze and quiet hours follow the simulator's compressed clock when given
+        Gamification(
+            config.gamification,
+            store=storage,
+            clock=event_clock or time.time,
+            sleep=event_sleep or asyncio.sleep,
+        ),
         AI(config.ai),
         CuteFigurine(
             config.figurine,
