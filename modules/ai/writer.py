@@ -49,11 +49,14 @@ class Writer:
         self.puns: deque[bool] = deque(maxlen=max(pun_every - 1, 1))
         self.rng = rng or random.Random()
         self.last_reward: RewardEvent | None = None
+        self.rewards: dict[str, RewardEvent] = {}
+        """The last reward of each kind (a celebration may come a while after its reward)."""
         self.rejected = 0
         """Texts refused by the filter or the repeat check (templates and LLM)."""
 
     def note_reward(self, reward: RewardEvent) -> None:
         self.last_reward = reward
+        self.rewards[reward.kind] = reward
 
     def values(self, req: InterventionRequest) -> tuple[str, dict[str, int]]:
         """The bank to use and the variables for ``req``."""
@@ -69,8 +72,11 @@ class Writer:
                 bank = m.group(1)
                 n = int(m.group(2))
                 values["minutes" if bank == "milestone" else "days"] = n
-            if reward is not None and reward.kind in ("milestone", "streak"):
-                bank = reward.kind if m is None else bank
+            elif reward is not None and reward.kind in ("milestone", "streak"):
+                bank = reward.kind
+            own = self.rewards.get(bank)
+            if own is not None:
+                values["coins"] = own.coins
         return bank, values
 
     def prompt(self, req: InterventionRequest) -> tuple[str, str] | None:

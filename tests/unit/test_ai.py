@@ -141,8 +141,11 @@ def test_variables_are_filled_in() -> None:
     text = w.from_template(bank, values)
     assert "60" in text
     w.note_reward(RewardEvent("streak", 15, 155, "3 day streak"))
+    w.note_reward(RewardEvent("focus", 5, 160, "15 min of focus in one run"))
     bank, values = w.values(request("celebrate", 0, "streak 3 days"))
+    # the streak's own coins, though a focus reward came after it; the newest total
     assert bank == "streak" and values["days"] == 3
+    assert values["coins"] == 15 and values["total"] == 160
     assert "3" in w.from_template(bank, values)
 
 
