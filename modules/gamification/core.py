@@ -49,6 +49,8 @@ FINAL_RESPONSES = ("dismissed", "engaged", "ignored", "snoozed")
 SNAPSHOT_VERSION = 1
 KEEP_DAYS = 8
 HOUR_S = 3600.0
+MAX_HOSTS = 16
+"""Hosts remembered at once (the one silent longest is forgotten)."""
 MAX_WINDOW_STEP_S = 60.0
 """Focus time credited for one analysis window at most (windows arrive every 10 s)."""
 
@@ -193,7 +195,7 @@ class Companion:
     def on_analysis(self, now: float, a: AnalysisComplete) -> list[Message]:
         cfg = self.config
         out = self._housekeeping(now)
-        h = self.hosts.setdefault(a.host_id, HostTrack())
+        h = self._host(a.host_id)
         prev = h.state
         step = 0.0
         if h.window_end is not None and now - h.seen < cfg.host_stale_min * 60.0:
@@ -235,7 +237,7 @@ class Companion:
         """Only the exact length of a distraction that ended is taken from here (the state
         itself follows AnalysisComplete, which carries the time in state)."""
         out = self._housekeeping(now)
-        h = self.hosts.setdefault(change.host_id, HostTrack())
+        h = self._host(change.host_id)
         if change.previous is FocusState.DISTRACTED and h.state is FocusState.DISTRACTED:
             if change.current is FocusState.IDLE:
                 h.distraction_s = None
@@ -313,6 +315,14 @@ class Companion:
         return days[key]
 
     # -- rules --------------------------------------------------------------------------------
+    def _host(self, host_id: str) -> HostTrack:
+        h = self.hosts.get(host_id)
+        if h is None:
+            if len(self.hosts) >= MAX_HOSTS:  # as AnalysisEngine: forget the one silent longest
+                del self.hosts[min(self.hosts, key=lambda k: self.hosts[k].seen)]
+            h = self.hosts[host_id] = HostTrack()
+        return h
+
     def _clamp_clock(self, now: float) -> None:
         p = self.progress
         if any(t > now for t in p.deliveries) or any(t > now for t in p.last_delivery.values()):

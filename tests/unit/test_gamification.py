@@ -525,3 +525,12 @@ def test_config_rejects_inconsistent_numbers() -> None:
     with pytest.raises(ValueError, match="low <= start <= high"):
         GamificationConfig(nudge_cooldown_min=(10.0, 20.0, 90.0))
     assert replace(GamificationConfig(), max_per_hour=2).max_per_hour == 2
+
+
+def test_at_most_16_hosts_are_remembered() -> None:
+    day = Day()
+    for i in range(40):
+        day.now += 10
+        day.window(N, 60.0, host=f"host-{i}")
+    assert len(day.core.hosts) == 16 and "host-39" in day.core.hosts
+    assert "host-23" not in day.core.hosts
