@@ -141,6 +141,8 @@ class Orchestrator(Module):
         self.ready = False
         self.stopping = False
         self.pings = 0
+        self.loop_lag_s = 0.0
+        self.loop_lag_max_s = 0.0
         self.words_sent = ""
         self._control: ControlServer | None = None
         self.links: dict[str, dict[str, tuple[bool, str, float]]] = {}
@@ -257,9 +259,14 @@ class Orchestrator(Module):
 
     # -- health rounds ----------------------------------------------------------------------
     async def _health_loop(self) -> None:
+        interval = self.config.health_interval_s
         while True:
             self.check_round()
-            await self._sleep(self.config.health_interval_s)
+            due = self._clock() + interval
+            await self._sleep(interval)
+            # how late the loop woke this task: a busy or stalled loop shows here first
+            self.loop_lag_s = max(0.0, self._clock() - due)
+            self.loop_lag_max_s = max(self.loop_lag_max_s, self.loop_lag_s)
 
     def check_round(self) -> None:
         """Judge the replies to the previous check, restart who needs it, send the next one."""
@@ -544,6 +551,10 @@ class Orchestrator(Module):
             "uptime_s": round(now - self.started_at, 1),
             "health": registry.health().value,
             "words": self.words(),
+            "loop_lag_ms": {
+                "last": round(self.loop_lag_s * 1000, 1),
+                "max": round(self.loop_lag_max_s * 1000, 1),
+            },
             "modules": modules,
             "links": links,
             "focus": focus,

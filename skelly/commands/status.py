@@ -109,6 +109,12 @@ def _dur(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def _lag(lag: dict[str, float] | None) -> str:
+    if not lag:
+        return ""
+    return f", loop lag {lag['last']:g} ms (max {lag['max']:g} ms)"
+
+
 def _or_dash(value: object) -> str:
     return DASH if value is None else str(value)
 
@@ -117,7 +123,8 @@ def render(r: dict[str, Any]) -> list[str]:
     """The report as a few lines for a person."""
     out = [
         f"skelly: {r.get('words', '')}",
-        f"service  pid {r.get('pid')}, up {_dur(r.get('uptime_s'))}, health {r.get('health')}",
+        f"service  pid {r.get('pid')}, up {_dur(r.get('uptime_s'))}, health {r.get('health')}"
+        + _lag(r.get("loop_lag_ms")),
         "modules",
     ]
     for m in r.get("modules", []):

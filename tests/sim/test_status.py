@@ -43,7 +43,9 @@ def test_status_of_a_running_sim_as_text_and_json(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {**os.environ, "HOME": str(tmp_path)}
     sim = subprocess.Popen(
-        [*SKELLY, "sim", "--headless", "--state-dir", str(state)],
+        # a slow compressed clock: the simulated host's late-start allowance (60 s of event
+        # time) is then 3 s of real time, plenty on a busy machine
+        [*SKELLY, "sim", "--headless", "--speed", "20", "--state-dir", str(state)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -60,6 +62,9 @@ def test_status_of_a_running_sim_as_text_and_json(tmp_path: Path) -> None:
         deadline = time.monotonic() + allow(60.0)
         while True:
             done = _status("--state-dir", str(state), "--json", env=env)
+            if sim.poll() is not None:
+                out, err = sim.communicate()
+                raise AssertionError(f"skelly sim ended early: {out[-1500:]}{err[-1500:]}")
             assert done.returncode == 0, done.stderr
             report = json.loads(done.stdout)
             if report["focus"] and report["links"].get("host", {}).get("up"):
@@ -71,6 +76,7 @@ def test_status_of_a_running_sim_as_text_and_json(tmp_path: Path) -> None:
         assert report["health"] == "Healthy"
         assert report["links"]["mcu"]["up"] is True
         assert report["pid"] == sim.pid
+        assert report["loop_lag_ms"]["max"] >= report["loop_lag_ms"]["last"] >= 0
         assert report["focus"]["state"] in {
             "FLOW",
             "HYPERFOCUS",
@@ -96,6 +102,7 @@ def test_status_of_a_running_sim_as_text_and_json(tmp_path: Path) -> None:
         assert "  HIGH      p50 " in out and " p99 " in out
         assert "rewards  coins today " in out
         assert "restarts 0" in out
+        assert ", loop lag " in out
 
         sim.send_signal(signal.SIGTERM)
         out_sim, err = sim.communicate(timeout=allow(30.0))
