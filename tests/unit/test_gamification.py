@@ -534,3 +534,26 @@ def test_at_most_16_hosts_are_remembered() -> None:
         day.window(N, 60.0, host=f"host-{i}")
     assert len(day.core.hosts) == 16 and "host-39" in day.core.hosts
     assert "host-23" not in day.core.hosts
+
+
+def test_companion_md_lists_every_setting_with_its_default() -> None:
+    import dataclasses
+    import json
+    import re
+    from pathlib import Path
+
+    from modules.ai import AIConfig
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "COMPANION.md").read_text()
+    section = doc[doc.index("## 10. Configuration") : doc.index("## 11.")]
+    section = " ".join(section.split())
+    for table, config in (("[gamification]", GamificationConfig()), ("[ai]", AIConfig())):
+        part = section[section.index(f"`{table}`") :]
+        for f in dataclasses.fields(config):
+            m = re.search(rf"`{f.name}` \(([^=)]+?)(?: =[^)]*)?\)", part)
+            assert m is not None, f"{table} {f.name} is not in COMPANION.md §10"
+            value = getattr(config, f.name)
+            documented = json.loads(m.group(1))
+            if isinstance(value, tuple):
+                value = list(value)
+            assert documented == value, (table, f.name, documented, value)
