@@ -23,6 +23,7 @@ from bus import Bus, Envelope, ModuleStatus
 from bus.messages import (
     AnimationCommand,
     FocusState,
+    InterventionRequest,
     InterventionResponse,
     Message,
     StateChange,
@@ -33,10 +34,11 @@ from hw_sim.clock import SimClock
 from hw_sim.gpio import VirtualButton, describe_pins, mock_factory
 from hw_sim.host import compressed_storage_config, stream_scenario
 from hw_sim.mcu import SimulatedMcu
-from hw_sim.scenarios import scenario
+from hw_sim.scenarios import Segment, generate, scenario
 from modules.base import Module
 from modules.figurine import CuteFigurine, GpioConfig
 from modules.figurine.look import STATE_LOOKS
+from modules.gamification import Gamification, GamificationConfig
 from skelly import app
 from skelly.config import Config
 
@@ -50,7 +52,9 @@ class Seen:
         self.items: list[Message] = []
         self.changed = asyncio.Event()
         bus.subscribe(
-            self._on, types=(StateChange, UserInput, InterventionResponse), name="test.seen"
+            self._on,
+            types=(StateChange, UserInput, InterventionRequest, InterventionResponse),
+            name="test.seen",
         )
 
     def _on(self, env: Envelope) -> None:
@@ -82,10 +86,10 @@ class Rig:
 
 
 @asynccontextmanager
-async def pipeline(tmp_path: Path, pins: MockFactory) -> AsyncIterator[Rig]:
+async def pipeline(tmp_path: Path, pins: MockFactory, **sections: Any) -> AsyncIterator[Rig]:
     clock = SimClock(SPEED)
     async with SimulatedMcu(tmp_path / "mcu") as mcu:
-        base = Config()
+        base = dataclasses.replace(Config(), **sections)
         cfg = dataclasses.replace(
             base,
             data_dir=str(tmp_path),
@@ -254,6 +258,61 @@ def test_mcu_unplugged_gpio_keeps_working_and_degraded_until_it_returns(
                 lambda: (mcu.visible.glow.r, mcu.visible.glow.g, mcu.visible.glow.b) == (255, 0, 0),
                 timeout=30,
             )
+
+    try:
+        run(main())
+    finally:
+        pins.reset()
+
+
+def test_full_loop_nudge_shown_dismissed_on_the_mock_pin_and_the_cooldown_adapts(
+    run: Run, tmp_path: Path
+) -> None:
+    """Real ingest -> analysis -> Gamification's nudge after 10 min DISTRACTED -> AI's message ->
+    the figurine shows it (delivered) -> a short press on the mock button pin -> dismissed ->
+    Gamification lengthens the nudge cooldown (docs/COMPANION.md)."""
+    pins = mock_factory()
+    no_quiet = GamificationConfig(quiet_start="12:00", quiet_end="12:00")
+
+    async def main() -> None:
+        async with pipeline(tmp_path, pins, gamification=no_quiet) as rig:
+            bus, mcu = rig.bus, rig.mcu
+            seen = Seen(bus)
+            game = next(m for m in rig.modules if isinstance(m, Gamification))
+            await mcu.wait_until(lambda: mcu.in_session, timeout=30)
+            N, D = FocusState.NEUTRAL, FocusState.DISTRACTED
+            sc = generate("spiral", [Segment(N, 3), Segment(D, 25)], seed=5, start=rig.clock.now())
+            host = asyncio.create_task(
+                stream_scenario(sc, rig.clock, f"127.0.0.1:{rig.port}", rig.token, session_id="s")
+            )
+
+            def nudges() -> list[InterventionRequest]:
+                return [r for r in seen.of(InterventionRequest) if r.kind == "nudge"]
+
+            await seen.wait_for(lambda: bool(nudges()), timeout=180)
+            nudge = nudges()[0]
+            assert nudge.time_in_state_s >= 600
+            iid = nudge.intervention_id
+
+            def answered(response: str) -> bool:
+                return any(
+                    r.intervention_id == iid and r.response == response
+                    for r in seen.of(InterventionResponse)
+                )
+
+            await seen.wait_for(lambda: answered("delivered"), timeout=60)
+            await mcu.wait_until(lambda: mcu.visible.text.text != "", timeout=30)
+            assert game.core is not None
+            before = game.core.progress.cooldown_s["nudge"]
+            await VirtualButton(pins, GPIO).press("short")
+            await seen.wait_for(lambda: answered("dismissed"), timeout=30)
+            assert [(u.gesture, u.origin) for u in seen.of(UserInput)] == [("short", "gpio")]
+            await eventually(
+                lambda: game.core is not None and game.core.progress.cooldown_s["nudge"] > before
+            )
+            assert game.core.progress.cooldown_s["nudge"] == before * no_quiet.dismissed_factor
+            host.cancel()
+            await asyncio.gather(host, return_exceptions=True)
 
     try:
         run(main())
