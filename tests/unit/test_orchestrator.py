@@ -99,7 +99,12 @@ class Rig:
         self.orch = orch
         self.notes = notes
         self.transitions: dict[str, list[ModuleStatus]] = {}
-        bus.registry.on_change(lambda n, s, d: self.transitions.setdefault(n, []).append(s))
+        self.events: list[tuple[str, ModuleStatus]] = []
+        bus.registry.on_change(self._on_change)
+
+    def _on_change(self, name: str, status: ModuleStatus, detail: str) -> None:
+        self.transitions.setdefault(name, []).append(status)
+        self.events.append((name, status))
 
     def status(self, name: str) -> ModuleStatus:
         return self.bus.registry.module(name).effective
@@ -132,33 +137,16 @@ def test_starts_in_dependency_order_ready_once_all_started_and_stops_in_reverse(
     run: Run,
 ) -> None:
     async def main() -> None:
-        order: list[str] = []
         a, b, c = Worker("A", ("B",)), Worker("B"), Worker("C", ("A",))
-        for w in (a, b, c):
-            w.log = order  # one shared log: "start"/"stop" in call order
-        names: list[str] = []
-        original = Module.start
-
-        async def spy(self: Module, bus: Bus) -> None:
-            names.append(self.name)
-            await original(self, bus)
-
-        Module.start = spy  # type: ignore[method-assign]
-        try:
-            r = await rig(c, a, b)
-        finally:
-            Module.start = original  # type: ignore[method-assign]
-        assert names == ["EventBus", "Orchestrator", "B", "A", "C"]
+        r = await rig(c, a, b)
+        started = [n for n, s in r.events if s is S.HEALTHY]
+        assert started == ["EventBus", "Orchestrator", "B", "A", "C"]
         assert r.notes[0].startswith("READY=1\nSTATUS=healthy")
-        stopped: list[str] = []
-
-        def on_change(name: str, status: ModuleStatus, detail: str) -> None:
-            if status is S.STOPPED:
-                stopped.append(name)
-
-        r.bus.registry.on_change(on_change)
+        assert sum(n.startswith("READY=1") for n in r.notes) == 1
+        r.events.clear()
         await r.orch.stop_all()
         assert r.notes[-1] == "STOPPING=1"
+        stopped = [n for n, s in r.events if s is S.STOPPED]
         assert stopped == ["C", "A", "B", "Orchestrator", "EventBus"]
 
     run(main())
