@@ -113,6 +113,7 @@ class _Narrator:
         self.coins = 0
         self.gpio_looks: list[str] = []
         self.describe_gpio: Callable[[], str] | None = None
+        self.trim_gpio: Callable[[], None] | None = None
         self._gpio_check: asyncio.TimerHandle | None = None
 
     def say(self, line: str) -> None:
@@ -181,6 +182,8 @@ class _Narrator:
 
     def on_window(self, env: Envelope) -> None:
         self.windows += 1
+        if self.trim_gpio is not None:  # the mock pins keep every state: bound that
+            self.trim_gpio()
 
     def on_link(self, env: Envelope) -> None:
         status = env.payload
@@ -286,7 +289,9 @@ async def _run(
     async with SimulatedMcu(state_dir / "mcu", on_change=on_mcu_change) as mcu:
         cfg = _sim_config(config, state_dir, opts.speed, mcu.path)
         button = VirtualButton(pins, cfg.figurine.gpio)
-        narrator.describe_gpio = lambda: describe_pins(pins, cfg.figurine.gpio)
+        gpio = cfg.figurine.gpio
+        narrator.describe_gpio = lambda: describe_pins(pins, gpio)
+        narrator.trim_gpio = lambda: trim_history(pins, gpio)
         token = secrets.token_urlsafe(32)
         bus = app.make_bus(cfg)
         narrator.attach(bus)
@@ -326,7 +331,7 @@ async def _run(
                     "skelly sim: the figurine's button is on mock GPIO"
                     f"{cfg.figurine.gpio.button}: type press short|long|double and Enter"
                 )
-                _read_keys(asyncio.get_running_loop(), button, say, cfg)
+                _read_keys(asyncio.get_running_loop(), button, say)
             host = asyncio.create_task(
                 _host_loop(opts, clock, port, token, narrator), name="sim-host"
             )
@@ -341,7 +346,7 @@ async def _run(
                 stopper.cancel()
                 await _cancel(host)
         finally:
-            narrator.describe_gpio = None
+            narrator.describe_gpio = narrator.trim_gpio = None
             await app.stop_all(modules)
             await bus.aclose()
             pins.reset()
@@ -380,9 +385,7 @@ async def _host_loop(
         seed += 1
 
 
-def _read_keys(
-    loop: asyncio.AbstractEventLoop, button: VirtualButton, say: Say, cfg: Config
-) -> None:
+def _read_keys(loop: asyncio.AbstractEventLoop, button: VirtualButton, say: Say) -> None:
     """Read ``press short|long|double`` lines on a daemon thread (a blocked read never holds up
     the exit) and press the virtual button on the loop."""
     presses: set[asyncio.Task[None]] = set()
@@ -397,7 +400,6 @@ def _read_keys(
         task = loop.create_task(button.press(words[1]), name="sim-press")
         presses.add(task)
         task.add_done_callback(presses.discard)
-        trim_history(button.factory, cfg.figurine.gpio)
 
     def reader() -> None:
         with contextlib.suppress(OSError, ValueError, RuntimeError):

@@ -136,19 +136,19 @@ class Compositor:
         if o is None:
             return Look(
                 base.rgb,
-                round(base.intensity * factor * dim, 3),
+                round(base.intensity * factor * dim, 2),
                 base.pulse_s,
                 melt,
-                round(base.eyes * factor * dim, 3),
+                round(base.eyes * factor * dim, 2),
                 base.face,
                 base.mood,
             )
         return Look(
             o.glow or base.rgb,
-            round(max(base.intensity * factor, OVERLAY_MIN_INTENSITY) * dim, 3),
+            round(max(base.intensity * factor, OVERLAY_MIN_INTENSITY) * dim, 2),
             0.0,
             melt if o.melt is None else o.melt,
-            round(1.0 * dim, 3),
+            round(1.0 * dim, 2),
             o.face,
             "happy" if o.name == "pet" else base.mood,
             text=o.text,
