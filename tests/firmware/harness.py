@@ -20,12 +20,19 @@ import os
 import random
 import subprocess
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from firmware_bridge.core.framing import FrameDecoder, encode_frame
-from firmware_bridge.core.messages import Message, Role, decode_packet, encode_message
+from firmware_bridge.core.messages import (
+    Easing,
+    Face,
+    Message,
+    Role,
+    decode_packet,
+    encode_message,
+)
 from firmware_bridge.core.protocol import Event, HostProtocol, Timing
 from firmware_bridge.link import SerialLink
 from hw_sim.mcu import FaultCounters, Faults, _FaultyStream
@@ -344,3 +351,40 @@ class RawHost:
     def close(self) -> None:
         asyncio.get_running_loop().remove_reader(self.fd)
         os.close(self.fd)
+
+
+def noisy_session(
+    rig: FirmwareRig, host: Host, seconds: float, seed: int, max_presses: int = 30
+) -> Coroutine[Any, Any, int]:
+    """Random commands (a new value every 5-50 ms) and up to ``max_presses`` button presses for
+    ``seconds``; the coroutine returns the number of presses made."""
+
+    async def drive() -> int:
+        rnd = random.Random(seed)
+        p = host.protocol
+        presses = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            what = rnd.randrange(6)
+            if what == 0:
+                p.set_glow(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256),
+                           rnd.random(), pulse_s=rnd.choice((0, 1.5)), fade_s=0.1)  # fmt: skip
+            elif what == 1:
+                p.set_pose(rnd.random(), ease_s=0.3, easing=rnd.choice(list(Easing)))
+            elif what == 2:
+                # at most 26 characters of up to 3 bytes: within this display's 80 bytes
+                text = "".join(rnd.choice("abcé ☃") for _ in range(rnd.randrange(27)))
+                p.show_text(text, rnd.choice(list(Face)), duration_s=rnd.choice((0, 1)))
+            elif what == 3:
+                p.set_brightness(rnd.random())
+            elif what == 4:
+                p.tone(rnd.randrange(200, 2000), 0.05)
+            elif presses < max_presses:
+                rig.control(f"press short {rnd.randrange(20, 200)}")
+                presses += 1
+            host.link.wakeup()
+            await asyncio.sleep(rnd.uniform(0.005, 0.05))
+        return presses
+
+    return drive()

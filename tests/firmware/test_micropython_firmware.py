@@ -5,7 +5,6 @@ driven over ptys by the real host link (SerialLink + HostProtocol) or by raw fra
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -38,7 +37,7 @@ from firmware_bridge.core.protocol import (
     Timing,
 )
 from hw_sim.mcu import Faults
-from tests.firmware.harness import FirmwareRig, Host, RawHost
+from tests.firmware.harness import FirmwareRig, Host, RawHost, noisy_session
 from tests.firmware.micropython import HEAP_BUDGET
 from tests.slowness import allow
 
@@ -319,42 +318,6 @@ def test_a_command_after_the_host_counter_wrapped_is_executed() -> None:
     assert "HOST SILENT 0" not in rig.lines
 
 
-def _noisy_session(
-    rig: FirmwareRig, host: Host, seconds: float, seed: int
-) -> Coroutine[Any, Any, int]:
-    """Random commands and presses for ``seconds`` over a noisy line; returns presses made."""
-
-    async def drive() -> int:
-        rnd = random.Random(seed)
-        p = host.protocol
-        presses = 0
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while loop.time() < end:
-            what = rnd.randrange(6)
-            if what == 0:
-                p.set_glow(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256),
-                           rnd.random(), pulse_s=rnd.choice((0, 1.5)), fade_s=0.1)  # fmt: skip
-            elif what == 1:
-                p.set_pose(rnd.random(), ease_s=0.3, easing=rnd.choice(list(Easing)))
-            elif what == 2:
-                # at most 26 characters of up to 3 bytes: within this display's 80 bytes
-                text = "".join(rnd.choice("abcé ☃") for _ in range(rnd.randrange(27)))
-                p.show_text(text, rnd.choice(list(Face)), duration_s=rnd.choice((0, 1)))
-            elif what == 3:
-                p.set_brightness(rnd.random())
-            elif what == 4:
-                p.tone(rnd.randrange(200, 2000), 0.05)
-            elif presses < 30:
-                rig.control(f"press short {rnd.randrange(20, 200)}")
-                presses += 1
-            host.link.wakeup()
-            await asyncio.sleep(rnd.uniform(0.005, 0.05))
-        return presses
-
-    return drive()
-
-
 def test_noisy_line_converges_and_reports_each_press_once() -> None:
     # the simulator's fault injection (hw_sim.mcu.Faults) on both directions of the wire
     faults = Faults(corrupt_rate=0.003, drop_rate=0.003, duplicate_rate=0.05)
@@ -366,7 +329,7 @@ def test_noisy_line_converges_and_reports_each_press_once() -> None:
                 await host.link.wait_up(timeout=allow(10))
                 host.protocol.set_glow(1, 1, 1)  # past a repeated HELLO (see the press test)
                 await host.sync()
-                presses = await _noisy_session(rig, host, 8.0, seed=3)
+                presses = await noisy_session(rig, host, 8.0, seed=3)
                 await host.sync(allow(30))
                 await rig.wait_until(
                     lambda: (
@@ -411,7 +374,7 @@ def test_a_long_noisy_run_stays_within_the_heap_budget() -> None:
             async with host.link:
                 await host.link.wait_up(timeout=allow(10))
                 for round_ in range(4):
-                    await _noisy_session(rig, host, 5.0, seed=round_)
+                    await noisy_session(rig, host, 5.0, seed=round_)
                 await host.sync(allow(30))
                 stats = await rig.ask("stats", "STATS")
                 heap = await rig.ask("heap", "HEAP")
