@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import queue
 import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,8 +48,10 @@ from modules.figurine.look import STATE_LOOKS
 from modules.gamification import Gamification, GamificationConfig
 from skelly import app
 from skelly.config import Config
+from tests.slowness import allow
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
+ROOT = Path(__file__).resolve().parents[2]
 SPEED = 120.0
 GPIO = GpioConfig(pulse=False)  # steady glow: the pins hold exactly what was written
 
@@ -318,3 +327,53 @@ def test_full_loop_nudge_shown_dismissed_on_the_mock_pin_and_the_cooldown_adapts
         run(main())
     finally:
         pins.reset()
+
+
+def test_skelly_sim_presses_the_virtual_button_typed_on_stdin(tmp_path: Path) -> None:
+    """A laptop user types ``press double`` into ``skelly sim``: the mock button pin is pressed
+    twice with real timing, gpiozero's Button fires, the figurine decides a double press."""
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {
+        k: v for k, v in env.items() if not k.startswith("SKELLY_") or k == "SKELLY_TEST_SLOWNESS"
+    }
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "skelly.cli", "sim", "--state-dir", str(tmp_path / "state")],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert sim.stdout is not None and sim.stdin is not None
+    out = sim.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
+
+    transcript: list[str] = []
+
+    def read_until(text: str, since: int = 0) -> int:
+        """Wait until ``text`` is in what the sim printed after line ``since``; the line count."""
+        deadline = time.monotonic() + allow(60)
+        while not any(text in line for line in transcript[since:]):
+            transcript.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+        return len(transcript)
+
+    try:
+        read_until("type press short|long|double")
+        read_until("mcu link up")
+        mark = len(transcript)
+        sim.stdin.write("press double\n")
+        sim.stdin.flush()
+        mark = read_until("button: double press (gpio)", mark)
+        read_until("gpio: rgb #", mark)  # the narration shows the pins after the press
+        sim.stdin.write("press sideways\n")
+        sim.stdin.flush()
+        read_until("unknown input 'press sideways'; type press short|long|double", mark)
+        sim.send_signal(signal.SIGINT)
+        sim.wait(timeout=allow(30))
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+    assert sim.returncode == 0, "".join(transcript)
