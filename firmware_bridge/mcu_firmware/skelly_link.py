@@ -250,7 +250,10 @@ class Link:
         self._st_flags = -1
         self._st_melt = -1
         self._st_err = -1
-        self._boot_ticks = time.ticks_ms()
+        # uptime (§4.2, u32 ms): ticks_ms wraps after 2**30 ms and ticks_diff only spans half
+        # of that, so the ms are added up as they pass
+        self._uptime = 0
+        self._uptime_at = time.ticks_ms()
 
     # ------------------------------------------------------------------ receiving (§2)
 
@@ -412,6 +415,7 @@ class Link:
     # ------------------------------------------------------------------ periodic work
 
     def tick(self, now):
+        self.uptime_ms(now)
         if self.session:
             if time.ticks_diff(now, self.last_rx) >= self.heartbeat_ms * 7 // 2:
                 self._end_session("HOST SILENT")  # §5.2: sleepy idle look until a new session
@@ -432,7 +436,11 @@ class Link:
             self._status(now)
 
     def uptime_ms(self, now):
-        return time.ticks_diff(now, self._boot_ticks) & 0xFFFFFFFF
+        d = time.ticks_diff(now, self._uptime_at)
+        if d > 0:
+            self._uptime = (self._uptime + d) & 0xFFFFFFFF
+            self._uptime_at = now
+        return self._uptime
 
     # ------------------------------------------------------------------ §6.3 input events
 
