@@ -38,6 +38,7 @@ from firmware_bridge.link import SerialLink
 from hw_sim.mcu import FaultCounters, Faults, _FaultyStream
 from hw_sim.pty import VirtualSerialPort
 from tests.firmware.micropython import HEAP_BUDGET, compiled_firmware, micropython_binary
+from tests.slowness import allow
 
 E = TypeVar("E", bound=Event)
 M = TypeVar("M", bound=Message)
@@ -237,8 +238,9 @@ class FirmwareRig:
     def control(self, line: str) -> None:
         os.write(self._control, line.encode() + b"\n")
 
-    async def ask(self, command: str, prefix: str, timeout: float = 10.0) -> str:
+    async def ask(self, command: str, prefix: str, timeout: float | None = None) -> str:
         """Send a control command and return the next line starting with ``prefix``."""
+        timeout = allow(10.0) if timeout is None else timeout
         start = len(self.lines)
         self.control(command)
         await self.wait_until(
@@ -251,19 +253,21 @@ class FirmwareRig:
         return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
 
     async def shows_until(
-        self, predicate: Callable[[dict[str, str]], bool], timeout: float = 10.0
+        self, predicate: Callable[[dict[str, str]], bool], timeout: float | None = None
     ) -> dict[str, str]:
         """Ask for snapshots until one satisfies ``predicate`` (outputs are refreshed at 50 Hz,
         so a snapshot right after a command may still show the frame before it)."""
+        timeout = allow(10.0) if timeout is None else timeout
         async with asyncio.timeout(timeout):
             while True:
                 shows = await self.shows()
                 if predicate(shows):
                     return shows
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait for a change that makes ``predicate()`` true; on a timeout, say what the firmware
         printed last."""
+        timeout = allow(10.0) if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):
                 while not predicate():
@@ -300,8 +304,9 @@ class Host:
     def of(self, cls: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, cls)]
 
-    async def sync(self, timeout: float = 10.0) -> None:
+    async def sync(self, timeout: float | None = None) -> None:
         """Push the desired state and wait until the firmware has acknowledged all of it."""
+        timeout = allow(10.0) if timeout is None else timeout
         self.link.wakeup()
         await self.rig.wait_until(lambda: self.protocol.in_sync, timeout)
 
@@ -345,7 +350,7 @@ class RawHost:
     def frame(msg: Message, seq: int, retransmit: bool = False) -> bytes:
         return encode_frame(encode_message(msg, seq, sender=Role.HOST, retransmit=retransmit))
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         await self.rig.wait_until(predicate, timeout)
 
     def close(self) -> None:
