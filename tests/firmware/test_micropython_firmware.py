@@ -153,6 +153,26 @@ def test_presses_are_reported_once_each(run: Run) -> None:
     assert len({e.seq for e in got}) == 4
 
 
+def test_a_press_before_the_host_greets_is_delivered_in_the_session(run: Run) -> None:
+    # PROTOCOL.md §6.3: events are only sent during a session; one made before it waits (up to
+    # 5 s after the gesture) and goes out when the session starts
+    async def main() -> tuple[FirmwareRig, list[InputReceived]]:
+        async with FirmwareRig() as rig:
+            rig.control("press long 800")
+            await rig.wait_until(lambda: "PRESSED long 800" in rig.lines)
+            host = Host(rig)
+            async with host.link:
+                await rig.wait_until(lambda: bool(host.of(InputReceived)), allow(10))
+            return rig, host.of(InputReceived)
+
+    rig, got = run(main())
+    # at least once: a HELLO the host repeats (a slow reply) starts a new session, in which the
+    # event still unacknowledged is sent again under a new seq (§6.3)
+    assert got
+    assert {(e.event.kind, e.event.duration_ms) for e in got} == {(InputKind.LONG_PRESS, 800)}
+    assert rig.lines.index("PRESSED long 800") < rig.lines.index("SESSION 1")
+
+
 def test_reset_and_replug_bring_the_state_back(run: Run) -> None:
     async def main() -> tuple[FirmwareRig, Host]:
         async with FirmwareRig() as rig:
