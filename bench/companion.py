@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(uvloop.run(coro))
 
     def med(key: str, fn: Any = p99) -> float:
-        return round(statistics.median(fn(r[key]) for r in runs), 3)
+        return round(float(statistics.median(fn(r[key]) for r in runs)), 3)
 
     result: dict[str, Any] = {
         "button_to_output_p99_ms": med("button_ms"),
