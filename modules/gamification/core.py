@@ -192,6 +192,11 @@ class Companion:
         self._clamp_clock(now)
         return self._mode(now, "start", force=True)
 
+    def current_mode(self, now: float) -> list[Message]:
+        """The CompanionMode in force, again: for a module that started after this one (the
+        figurine subscribes after Gamification's first publish, so it would miss quiet hours)."""
+        return self._mode(now, "", force=True)
+
     def on_analysis(self, now: float, a: AnalysisComplete) -> list[Message]:
         cfg = self.config
         out = self._housekeeping(now)

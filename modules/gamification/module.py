@@ -23,6 +23,7 @@ from bus.messages import (
     InterventionRequest,
     InterventionResponse,
     Message,
+    ModuleReady,
     StateChange,
     UserInput,
 )
@@ -100,6 +101,8 @@ class Gamification(Module):
                 self.set_status(ModuleStatus.DEGRADED, f"progress not loaded: {exc}")
         self.core = Companion(cfg, tz, snapshot)
         self._emit(self.core.start(self.clock()))
+        # modules that start after this one (the figurine) missed that first CompanionMode
+        self.subscribe(self._on_ready, types=ModuleReady, maxsize=64)
         if not cfg.enabled:
             self.set_status(ModuleStatus.HEALTHY, "disabled in config: no interventions")
             return
@@ -136,6 +139,11 @@ class Gamification(Module):
     def _on_analysis(self, env: Envelope) -> None:
         assert isinstance(env.payload, AnalysisComplete) and self.core is not None
         self._emit(self.core.on_analysis(self.clock(), env.payload))
+
+    def _on_ready(self, env: Envelope) -> None:
+        assert isinstance(env.payload, ModuleReady)
+        if self.core is not None and env.payload.module != self.name:
+            self._emit(self.core.current_mode(self.clock()))
 
     def _on_state_change(self, env: Envelope) -> None:
         assert isinstance(env.payload, StateChange) and self.core is not None

@@ -17,6 +17,7 @@ from bus.messages import (
     FocusState,
     InterventionRequest,
     InterventionResponse,
+    ModuleReady,
     RewardEvent,
     UserInput,
 )
@@ -211,5 +212,25 @@ def test_the_timer_sleeps_on_the_injected_clock(run: Run) -> None:
         assert modes[1] == CompanionMode(True, 0.0, "quiet hours")
         assert 3600.0 <= slept[0] <= 3600.1  # 21:00 -> 22:00 in one wait
         await g.stop()
+
+    run(main())
+
+
+def test_a_module_that_starts_later_is_told_the_mode_in_force(run: Run) -> None:
+    """The figurine starts after Gamification (dependency order) and subscribes late: it would
+    miss quiet hours until the next change; its ModuleReady makes Gamification say the mode."""
+
+    async def main() -> None:
+        night = dt.datetime(2026, 11, 18, 23, 30, tzinfo=BERLIN).timestamp()
+        bus = Bus()
+        g = Gamification(CFG, clock=lambda: night)
+        await g.start(bus)
+        await bus.join()
+        late = Watch(bus)  # subscribes after Gamification's first CompanionMode
+        bus.publish(ModuleReady(ModuleId.FIGURINE, "ready"), source=ModuleId.FIGURINE)
+        (mode,) = await asyncio.wait_for(late.until(CompanionMode), allow(5.0))
+        assert mode.quiet is True
+        await g.stop()
+        await bus.aclose()
 
     run(main())
