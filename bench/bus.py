@@ -19,7 +19,8 @@ after each group commit; it publishes the batch with ``publish_many``) with comm
 256 RawEvents, then one loop turn, to one subscriber that takes RawEvent the way a module does (a
 bound method taking the envelope).  The queue bus gets the same RawEvents, one ``publish`` each
 (it has no batch call), and the same bound method.  ``service_path.ratio_vs_queue_bus`` is the
-ratio of the two medians; ``ratio_per_run`` pairs the two rates measured back to back in each run.
+ratio of the two medians; ``ratio_per_run`` pairs the two rates measured back to back in each run
+(and its median is steadier when the machine's load changes during the script).
 The bus is pure Python (there is no compile step).
 
 ``high_*`` figures: one subscriber receives Normal messages at ~50,000/s (paced) while High
@@ -424,6 +425,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "delivered_per_cpu_s": {"skelly": round(skelly_rate), "queue_bus": round(queue_rate)},
         "ratio_vs_queue_bus": round(skelly_rate / queue_rate, 2),
         "ratio_per_run": [round(r, 2) for r in per_run],
+        "ratio_per_run_median": round(median(per_run), 2),
     }
     lat = [await run_latency(args.latency_seconds, 50_000) for _ in range(runs)]
     for key in lat[0]:
