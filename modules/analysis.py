@@ -19,24 +19,34 @@ app was in front when the window started.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import AnalysisComplete, EventBatch, RawEvent, StateChange
+from modules.analysis_baseline import Baseline
 from modules.analysis_features import FeatureError, WindowFeatures, compute_features
 from modules.analysis_rules import (
     AnalysisConfig,
     Classification,
+    Context,
     StateTracker,
     TrackerStep,
     classify,
 )
 from modules.base import Module
 
-__all__ = ["AnalysisConfig", "AnalysisEngine", "WindowAnalyzer", "WindowResult"]
+__all__ = [
+    "AnalysisConfig",
+    "AnalysisEngine",
+    "Baseline",
+    "WindowAnalyzer",
+    "WindowResult",
+]
 
 log = logging.getLogger("skelly.analysis")
 
@@ -54,8 +64,7 @@ class WindowResult:
     window_end: float
     features: WindowFeatures
     full: Classification
-    recent: Classification
-    late: Classification
+    context: Context
     step: TrackerStep
 
     def complete(self, host_id: str = "") -> AnalysisComplete:
@@ -84,38 +93,98 @@ class WindowResult:
         )
 
 
-class WindowAnalyzer:
-    """Features → rules → hysteresis for the windows of one host (no bus, no clock)."""
+def _key(e: RawEvent) -> tuple[str, int, float, str]:
+    return (e.session_id, e.seq, e.ts, e.kind)
 
-    def __init__(self, config: AnalysisConfig | None = None) -> None:
+
+class WindowAnalyzer:
+    """Features → rules → stability for the windows of one host (no bus, no clock).
+
+    Keeps the host's events of the last ``context_s`` (windows overlap; duplicates are merged),
+    the focus events before them, the time of the last deliberate input and the person's
+    typing :class:`Baseline`.
+    """
+
+    def __init__(
+        self, config: AnalysisConfig | None = None, baseline: Baseline | None = None
+    ) -> None:
         self.config = config or AnalysisConfig()
         self.params = self.config.feature_params()
-        self.tracker = StateTracker(
-            hold_windows=self.config.hold_windows,
-            reset_gap_s=self.config.reset_gap_s,
-            hyperfocus_hold_windows=self.config.hyperfocus_hold_windows,
-            change_min_confidence=self.config.change_min_confidence,
-        )
+        self.tracker = StateTracker.from_config(self.config)
+        self.baseline = baseline if baseline is not None else self.config.baseline()
         self._focus: deque[RawEvent] = deque(maxlen=FOCUS_CONTEXT)
         self._focus_keys: set[tuple[str, int, float]] = set()
+        self._events: list[RawEvent] = []
+        self._event_keys: set[tuple[str, int, float, str]] = set()
+        self._last_input: float | None = None
+        self._last_moved: float = -math.inf
+        self._first_start: float | None = None
 
     def analyze(
         self, window_start: float, window_end: float, events: tuple[RawEvent, ...]
     ) -> WindowResult:
         """Analyse one window; raises :class:`FeatureError` for non-finite bounds."""
         cfg = self.config
-        context = [e for e in self._focus if e.ts < window_start]
-        full_f = compute_features(events, window_start, window_end, self.params, context)
-        recent_start = max(window_end - cfg.recent_s, window_start)
-        recent_f = compute_features(events, recent_start, window_end, self.params, context)
-        late_start = max(window_end - cfg.late_s, window_start)
-        late_f = compute_features(events, late_start, window_end, self.params, context)
-        full = classify(full_f, cfg)
-        recent = classify(recent_f, cfg)
-        late = classify(late_f, cfg)
-        step = self.tracker.update(window_end, full, recent, late)
+        focus = list(self._focus)
+        full_f = compute_features(events, window_start, window_end, self.params, focus)
+        if self._first_start is None:
+            self._first_start = window_start
+        self._remember(events, window_end)
+        scale = self.baseline.scale
+        medium = compute_features(
+            self._events, max(window_end - cfg.focus_s, -math.inf), window_end, self.params, focus
+        )
+        long = compute_features(
+            self._events, window_end - cfg.context_s, window_end, self.params, focus
+        )
+        last = self._last_input if self._last_input is not None else self._first_start
+        silence = min(max(window_end - last, 0.0), 1e9)
+        ctx = Context(medium, long, silence, scale)
+        full = classify(full_f, cfg, ctx)
+        step = self.tracker.update(window_end, full)
+        if step.accepted:
+            self.baseline.observe(full_f.iki_median_ms, full_f.iki_n, full_f.keys_per_min)
         self._remember_focus(events)
-        return WindowResult(window_start, window_end, full_f, full, recent, late, step)
+        return WindowResult(window_start, window_end, full_f, full, ctx, step)
+
+    def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
+        keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0
+        new = [
+            e
+            for e in events
+            if isinstance(e.ts, (int, float))
+            and math.isfinite(e.ts)
+            and e.ts >= keep_from
+            and _key(e) not in self._event_keys
+        ]
+        if new:
+            new.sort(key=lambda e: (e.ts, e.seq))
+            for e in new:
+                self._note_input(e)
+            self._events.extend(new)
+            self._events.sort(key=lambda e: (e.ts, e.seq))
+        if self._events and self._events[0].ts < keep_from:
+            self._events = [e for e in self._events if e.ts >= keep_from]
+            self._event_keys = {_key(e) for e in self._events}
+        else:
+            self._event_keys.update(_key(e) for e in new)
+
+    def _note_input(self, e: RawEvent) -> None:
+        """Deliberate input: a key, a switch, a scroll, a click, or a pointer that keeps moving
+        (a sample within ``silence_run_s`` of the previous moving one; a lone nudge is not)."""
+        ts = e.ts
+        deliberate = e.kind in ("key", "focus", "scroll")
+        if e.kind == "mouse":
+            clicks = e.get("clicks")
+            speed = e.get("speed")
+            if isinstance(clicks, (int, float)) and not isinstance(clicks, bool) and clicks > 0:
+                deliberate = True
+            if isinstance(speed, (int, float)) and not isinstance(speed, bool) and speed > 0:
+                if 0.0 <= ts - self._last_moved <= self.config.silence_run_s:
+                    deliberate = True
+                self._last_moved = max(self._last_moved, ts)
+        if deliberate and (self._last_input is None or ts > self._last_input):
+            self._last_input = ts
 
     def _remember_focus(self, events: tuple[RawEvent, ...]) -> None:
         new = [
@@ -134,22 +203,76 @@ class WindowAnalyzer:
         self._focus_keys = {(e.session_id, e.seq, e.ts) for e in self._focus}
 
 
+class StateStore(Protocol):
+    """Where the baselines are kept (``modules.storage.Storage`` has these)."""
+
+    async def get_state(self, key: str) -> Any: ...
+
+    async def put_state(self, key: str, value: Any) -> None: ...
+
+
+BASELINE_KEY = "analysis.baseline"
+"""Storage state key of the per-host baselines: ``{host_id: Baseline.to_json()}``."""
+BASELINE_SAVE_EVERY = 60
+"""Windows between saves of the baselines (10 minutes at one window every 10 s)."""
+
+
 class AnalysisEngine(Module):
     """Subscribes to EventBatch; publishes AnalysisComplete per window and StateChange."""
 
     name = ModuleId.ANALYSIS
 
-    def __init__(self, config: AnalysisConfig | None = None) -> None:
+    def __init__(
+        self, config: AnalysisConfig | None = None, *, store: StateStore | None = None
+    ) -> None:
         super().__init__()
         self.config = config or AnalysisConfig()
+        self.store = store
         self.analyzers: dict[str, WindowAnalyzer] = {}
+        self.baselines: dict[str, Baseline] = {}
         self.windows_analyzed = 0
         self.windows_refused = 0
         self.transitions = 0
         self.last: WindowResult | None = None
+        self._unsaved = 0
+        self._saving: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
+        await self.load_baselines()
         self.subscribe(self._on_batch, types=EventBatch, mode=Delivery.RELIABLE, maxsize=256)
+
+    async def on_stop(self) -> None:
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+        await self.save_baselines()
+
+    async def load_baselines(self) -> None:
+        """Restore the per-host baselines from the store (a bad or missing entry starts that
+        host from the population prior)."""
+        if self.store is None:
+            return
+        try:
+            data = await self.store.get_state(BASELINE_KEY)
+        except Exception as exc:  # the store is not ours to judge; run on the prior
+            log.warning("analysis: could not read the baselines: %s", exc)
+            return
+        if not isinstance(data, dict):
+            return
+        for host, value in list(data.items())[-MAX_HOSTS:]:
+            baseline = self.config.baseline()
+            if isinstance(host, str) and baseline.restore(value):
+                self.baselines[host] = baseline
+
+    async def save_baselines(self) -> None:
+        """Store every host's baseline (one state entry)."""
+        if self.store is None or not self.baselines:
+            return
+        self._unsaved = 0
+        value = {host: b.to_json() for host, b in self.baselines.items()}
+        try:
+            await self.store.put_state(BASELINE_KEY, value)
+        except Exception as exc:
+            log.warning("analysis: could not save the baselines: %s", exc)
 
     def _on_batch(self, env: Envelope) -> None:
         batch = env.payload
@@ -167,9 +290,14 @@ class AnalysisEngine(Module):
         refused or ignored.  ``skelly replay`` drives the engine through this."""
         analyzer = self.analyzers.pop(batch.host_id, None)
         if analyzer is None:
-            analyzer = WindowAnalyzer(self.config)
+            baseline = self.baselines.pop(batch.host_id, None) or self.config.baseline()
+            analyzer = WindowAnalyzer(self.config, baseline)
             if len(self.analyzers) >= MAX_HOSTS:
                 del self.analyzers[next(iter(self.analyzers))]
+        self.baselines.pop(batch.host_id, None)
+        self.baselines[batch.host_id] = analyzer.baseline
+        while len(self.baselines) > MAX_HOSTS:
+            del self.baselines[next(iter(self.baselines))]
         self.analyzers[batch.host_id] = analyzer  # most recently seen last
         try:
             result = analyzer.analyze(batch.window_start, batch.window_end, batch.events)
@@ -189,6 +317,16 @@ class AnalysisEngine(Module):
             self.transitions += 1
         if self.status is ModuleStatus.DEGRADED:
             self.set_status(ModuleStatus.HEALTHY, "running")
+        self._unsaved += 1
+        if (
+            self.store is not None
+            and self._unsaved >= BASELINE_SAVE_EVERY
+            and self._bus is not None
+        ):
+            if self._saving is None or self._saving.done():
+                self._saving = asyncio.get_running_loop().create_task(
+                    self.save_baselines(), name="analysis.save-baselines"
+                )
         return result
 
     def health(self) -> tuple[ModuleStatus, str]:

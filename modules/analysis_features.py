@@ -38,6 +38,7 @@ class FeatureParams:
     burst_gap_s: float = 1.0
     burst_min_keys: int = 5
     rapid_dwell_s: float = 10.0
+    return_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,14 @@ class WindowFeatures:
     mouse_speed_mean: float = 0.0
     clicks: float = 0.0
     clicks_per_min: float = 0.0
+    scroll_ticks: float = 0.0
+    scroll_active_frac: float = 0.0
+    pointer_frac: float = 0.0
     switches: float = 0.0
     switches_per_min: float = 0.0
+    new_switches: float = 0.0
+    new_switches_per_min: float = 0.0
+    weighted_switches_per_min: float = 0.0
     dwell_mean_s: float = 0.0
     visit_mean_s: float = 0.0
     visit_min_s: float = 0.0
@@ -129,9 +136,10 @@ def _robust(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _focus_before(
-    start: float, earlier: Iterable[RawEvent]
+    start: float, earlier: Iterable[RawEvent], left: dict[str, float] | None = None
 ) -> tuple[str | None, str | None, float | None]:
-    """App id, category and since-when of the app in front at ``start`` (None if unknown)."""
+    """App id, category and since-when of the app in front at ``start`` (None if unknown);
+    ``left`` (if given) receives when each earlier app last lost the focus."""
     focus = sorted(
         (e for e in earlier if e.kind == "focus" and _finite_ts(e) and e.ts < start),
         key=_order,
@@ -145,6 +153,8 @@ def _focus_before(
             continue
         if ev_app != app:
             since = ev.ts
+            if left is not None and app is not None:
+                left[app] = ev.ts
         app = ev_app
         category = _str(ev.get("category"))
     return app, category, since
@@ -179,6 +189,7 @@ def compute_features(
     mice = [e for e in inside if e.kind == "mouse"]
     focus = [e for e in inside if e.kind == "focus"]
     idles = [e for e in inside if e.kind == "idle"]
+    scrolls = [e for e in inside if e.kind == "scroll"]
 
     # --- keyboard ----------------------------------------------------------------------------
     kts = [e.ts for e in keys]
@@ -214,15 +225,24 @@ def compute_features(
             weighted_speed += speed * overlap
     active_s = min(active_s, duration)
     speed_mean = weighted_speed / active_s if active_s > 0.0 else 0.0
+    scroll_s = 0.0
+    ticks = 0.0
+    for ev in scrolls:
+        ticks += min(max(_num(ev.get("ticks")), 0.0), MAX_CLICKS)
+        span = min(max(_num(ev.get("span_ms"), 1000.0), 0.0) / 1000.0, duration)
+        scroll_s += max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
+    scroll_s = min(scroll_s, duration)
 
     # --- focus / apps ------------------------------------------------------------------------
     earlier = [*context, *(e for e in all_events if e.ts < start)]
-    app, category, since = _focus_before(start, earlier)
+    left: dict[str, float] = {}
+    app, category, since = _focus_before(start, earlier, left)
     seg_start = start
     app_time: dict[str | None, float] = {}
     cat_time: dict[str | None, float] = {}
     categories: set[str] = {category} if category else set()
     switches = 0
+    new_switches = 0
     rapid = 0
     visits: list[float] = []
     for ev in focus:
@@ -234,6 +254,10 @@ def compute_features(
         cat_time[category] = cat_time.get(category, 0.0) + span
         if app is not None:
             switches += 1
+            # a switch to an app not in front during the last return_s: not a trip and back
+            if ev.ts - left.get(ev_app, -math.inf) > p.return_s:
+                new_switches += 1
+            left[app] = ev.ts
             visit = ev.ts - (since if since is not None else start)
             visits.append(visit)
             if visit < p.rapid_dwell_s:
@@ -260,7 +284,7 @@ def compute_features(
         span = min(max(_num(ev.get("duration_s")), 0.0), duration)
         idle_s += max(0.0, min(ev.ts, end) - max(ev.ts - span, start))
     # a mouse sample that neither moved nor clicked is a host reporting a resting pointer
-    inputs = [e.ts for e in inside if e.kind in ("key", "focus")] + moved
+    inputs = [e.ts for e in inside if e.kind in ("key", "focus", "scroll")] + moved
     quiet_tail = end - max(inputs) if inputs else duration
 
     return WindowFeatures(
@@ -284,8 +308,14 @@ def compute_features(
         mouse_speed_mean=speed_mean,
         clicks=clicks,
         clicks_per_min=clicks * per_min,
+        scroll_ticks=ticks,
+        scroll_active_frac=scroll_s / duration,
+        pointer_frac=min((active_s + scroll_s) / duration, 1.0),
         switches=float(switches),
         switches_per_min=switches * per_min,
+        new_switches=float(new_switches),
+        new_switches_per_min=new_switches * per_min,
+        weighted_switches_per_min=(new_switches + 0.5 * (switches - new_switches)) * per_min,
         dwell_mean_s=duration / (switches + 1),
         visit_mean_s=math.fsum(visits) / len(visits) if visits else duration,
         visit_min_s=min(visits) if visits else duration,

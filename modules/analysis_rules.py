@@ -8,12 +8,15 @@ first threshold, 1 beyond its second, linear in between), picks the best (ties i
 evidence against the best non-focused state) and a margin (the same over all six states).  It is
 a pure function of the features and the config.
 
-:class:`StateTracker` is the state machine on top.  Each window *supports* the raw states of its
-whole, its late part and its recent slice.  A window *proposes* a change when its late part's or
-whole raw state differs from the current state with a margin of at least
-``change_min_confidence``; the change is taken only if the ``hold_windows`` previous windows
-(``hyperfocus_hold_windows`` for HYPERFOCUS) support it.  So one odd window never flips the
-state.  Time in state is measured on event time (``window_end``) only.
+:func:`classify` judges a window with its :class:`Context`: the last minute and the last few
+minutes of the same host, the silence since the last deliberate input and the person's typing
+baseline (``modules.analysis_baseline``), so speed is judged relative to the person.
+
+:class:`StateTracker` is the state machine on top: windows that show another state add their
+margin to its *evidence*, which decays when they stop; a change needs enough evidence from at
+least two windows.  So one odd window never flips the state and a steady activity stays put.
+Time in state is measured on event time (``window_end``) only and survives excursions of up
+to ``blip_s``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bus.messages import FocusState
+from modules.analysis_baseline import REFERENCE_IKI_MS, Baseline
 from modules.analysis_features import FeatureParams, WindowFeatures
 
 Ramp = tuple[float, float]
@@ -41,9 +45,9 @@ FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """``[analysis]``: feature parameters, rule thresholds (ramp ends) and hysteresis.
+    """``[analysis]``: feature parameters, rule thresholds (ramp ends), baseline and stability.
 
-    Every default is explained in docs/ANALYSIS.md §3 and §6.
+    Every default is explained in docs/ANALYSIS.md §3-§6.
     """
 
     pause_s: float = 2.0
@@ -54,29 +58,58 @@ class AnalysisConfig:
     """Keys needed for a run to count as a burst."""
     rapid_dwell_s: float = 10.0
     """A switch away from an app visited for less than this is a rapid switch."""
+    return_s: float = 60.0
+    """A switch back to an app left less than this ago is a return, not a *new* switch."""
     min_iki_samples: int = 8
     """Typing intervals needed before the rhythm (IKI mean/CV) is trusted."""
-    recent_s: float = 10.0
-    """Length of the recent slice of each window used to corroborate a change."""
-    late_s: float = 20.0
-    """Length of the late part of each window that can propose a change (newest data)."""
-    hold_windows: int = 1
-    """How many earlier windows must support a new state before it is taken."""
-    hyperfocus_hold_windows: int = 3
-    """The same for HYPERFOCUS, which is flow that *lasts*: the dense signature must hold in
-    four consecutive windows (about a minute of typing)."""
-    change_min_confidence: float = 0.4
-    """A window proposes a new state only with at least this confidence (ambiguous windows,
-    e.g. exactly between two signatures, keep the current state)."""
+    focus_s: float = 60.0
+    """The medium span (last minute) that typing, density and hopping are judged on."""
+    context_s: float = 240.0
+    """The long span (last minutes) that switch rate, dwell and sustained typing are judged on."""
+    change_min_confidence: float = 0.3
+    """A window adds evidence for a new state only with at least this margin."""
+    change_evidence: float = 1.4
+    """Evidence (sum of margins of windows for the new state) needed for a change."""
+    quick_evidence: float = 0.9
+    """The same into IDLE (a long silence) and DISTRACTED (hopping every few seconds)."""
+    hyperfocus_evidence: float = 1.6
+    """The same into HYPERFOCUS (its density is already judged over the last minute)."""
+    leave_hyperfocus_evidence: float = 3.0
+    """The same from HYPERFOCUS into FLOW: a slower stretch inside a long session is not the
+    end of it."""
+    evidence_decay: float = 0.3
+    """Evidence for other states is multiplied by this on every window (0-1)."""
+    blip_s: float = 60.0
+    """A state left and re-entered within this keeps its time in state (docs §5)."""
     reset_gap_s: float = 120.0
     """A gap between windows longer than this restarts the tracker."""
+    silence_run_s: float = 3.0
+    """A moving-mouse sample counts as input only with another one this close before it (a
+    lone nudge of the pointer is not someone working)."""
+
+    baseline_iki_ms: float = 160.0
+    """Population typical typing IKI of a new user, ms (docs §3.1)."""
+    baseline_kpm: float = 220.0
+    """Population typical keys/min in typing windows of a new user."""
+    baseline_prior_windows: float = 6.0
+    """Weight of the population prior, in typing windows."""
+    baseline_half_life_windows: float = 2000.0
+    """Typing windows after which the old baseline weighs half (about a working day)."""
+    baseline_min_intervals: int = 20
+    """Typing intervals a window needs to update the baseline."""
 
     typing_keys: Ramp = (6.0, 12.0)
-    flow_kpm: Ramp = (70.0, 120.0)
-    flow_iki_ms: Ramp = (250.0, 350.0)
+    flow_kpm: Ramp = (90.0, 140.0)
+    flow_rel_iki: Ramp = (1.4, 1.8)
     steady_rcv: Ramp = (0.42, 0.62)
+    flow_pointer: Ramp = (0.3, 0.5)
     one_app_share: Ramp = (0.5, 0.7)
-    quiet_tail_s: Ramp = (15.0, 20.0)
+    settled_app_share: Ramp = (0.65, 0.8)
+    settled_long_share: Ramp = (0.8, 0.9)
+    hold_kpm: Ramp = (50.0, 90.0)
+    hold_burst_keys: Ramp = (8.0, 12.0)
+    hold_pointer: Ramp = (0.15, 0.3)
+    hold_spm: Ramp = (1.0, 2.0)
     dense_kpm: Ramp = (300.0, 360.0)
     dense_duty: Ramp = (0.68, 0.82)
     dense_pause_s: Ramp = (3.0, 4.5)
@@ -85,12 +118,13 @@ class AnalysisConfig:
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
     erratic_rcv: Ramp = (0.7, 1.0)
-    transition_spm: Ramp = (1.0, 2.0)
-    transition_visit_s: Ramp = (40.0, 60.0)
+    transition_spm: Ramp = (0.6, 0.9)
+    transition_recent_spm: Ramp = (0.5, 1.0)
     engaged_kpm: Ramp = (4.0, 12.0)
-    engaged_mouse: Ramp = (0.08, 0.2)
+    engaged_pointer: Ramp = (0.05, 0.15)
     engaged_spm: Ramp = (0.5, 2.0)
-    idle_frac: Ramp = (0.4, 0.6)
+    idle_silence_s: Ramp = (20.0, 28.0)
+    focus_idle_silence_s: Ramp = (36.0, 44.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -107,7 +141,7 @@ class AnalysisConfig:
                     )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"analysis.{f.name} must be a number, got {value!r}")
-            elif f.name == "change_min_confidence":
+            elif f.name in ("change_min_confidence", "evidence_decay"):
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(
                         f"analysis.{f.name} must be a number from 0 to 1, got {value!r}"
@@ -125,6 +159,17 @@ class AnalysisConfig:
             burst_gap_s=self.burst_gap_s,
             burst_min_keys=self.burst_min_keys,
             rapid_dwell_s=self.rapid_dwell_s,
+            return_s=self.return_s,
+        )
+
+    def baseline(self) -> Baseline:
+        """A new user's baseline (the population prior)."""
+        return Baseline(
+            population_iki_ms=self.baseline_iki_ms,
+            population_kpm=self.baseline_kpm,
+            prior_windows=self.baseline_prior_windows,
+            half_life_windows=self.baseline_half_life_windows,
+            min_intervals=self.baseline_min_intervals,
         )
 
 
@@ -164,60 +209,128 @@ class Classification:
         return 0.0
 
 
-def classify(f: WindowFeatures, cfg: AnalysisConfig) -> Classification:
-    """Score the six states for one window (docs/ANALYSIS.md §3)."""
-    typing = up(f.key_count, cfg.typing_keys) if f.iki_n >= cfg.min_iki_samples else 0.0
-    steady = down(f.iki_rcv, cfg.steady_rcv)
-    focused_typing = min(
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a window is judged with besides its own 30 s (docs/ANALYSIS.md §2.1)."""
+
+    medium: WindowFeatures
+    """Features of the last ``focus_s`` (a minute)."""
+    long: WindowFeatures
+    """Features of the last ``context_s`` (a few minutes)."""
+    silence_s: float
+    """Seconds since the last deliberate input (key, click, scroll, switch, pointer run)."""
+    scale: float = 1.0
+    """Baseline IKI / reference IKI of this person (1 = the reference typist)."""
+
+
+def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
+    """Steady typing at a good pace *for this person*: keys/min are judged as the reference
+    typist's (× scale) and the median IKI against the person's own (÷ scale)."""
+    typing = up(x.key_count, cfg.typing_keys) if x.iki_n >= cfg.min_iki_samples else 0.0
+    rel_iki = x.iki_median_ms / (REFERENCE_IKI_MS * scale)
+    return min(
         typing,
-        up(f.keys_per_min, cfg.flow_kpm),
-        down(f.iki_median_ms, cfg.flow_iki_ms),
-        steady,
+        up(x.keys_per_min * max(scale, 1.0), cfg.flow_kpm),
+        down(rel_iki, cfg.flow_rel_iki),
+        down(x.iki_rcv, cfg.steady_rcv),
     )
-    one_app = up(f.dominant_app_share, cfg.one_app_share)
-    not_quiet = down(f.quiet_tail_s, cfg.quiet_tail_s)
-    # long dwells: two or more switches in the window must include a long stay (a trip to the
-    # terminal and back ends a long visit to the editor; task-hopping ends only short visits)
-    settled = up(f.visit_mean_s, cfg.transition_visit_s) if f.switches >= 2 else 1.0
-    flow_core = min(focused_typing, one_app, not_quiet, settled)
+
+
+def _sustained_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
+    """Focused typing over the last minutes, thinking pauses included: a lower pace, but long
+    steady bursts at the person's speed."""
+    typing = up(x.key_count, cfg.typing_keys) if x.iki_n >= cfg.min_iki_samples else 0.0
+    rel_iki = x.iki_median_ms / (REFERENCE_IKI_MS * scale)
+    return min(
+        typing,
+        up(x.keys_per_min * max(scale, 1.0), cfg.hold_kpm),
+        up(x.burst_mean_keys, cfg.hold_burst_keys),
+        down(rel_iki, cfg.flow_rel_iki),
+        down(x.iki_rcv, cfg.steady_rcv),
+    )
+
+
+def _dense(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
     density = (
-        up(f.keys_per_min, cfg.dense_kpm)
-        + up(f.typing_duty, cfg.dense_duty)
-        + down(f.longest_pause_s, cfg.dense_pause_s)
+        up(x.keys_per_min * min(scale, 1.0), cfg.dense_kpm)
+        + up(x.typing_duty, cfg.dense_duty)
+        + down(x.longest_pause_s, cfg.dense_pause_s)
     ) / 3.0
-    dense = min(
-        density,
-        down(f.iki_rcv, cfg.dense_rcv),
-        up(f.dominant_app_share, cfg.dense_app_share),
+    return min(
+        density, down(x.iki_rcv, cfg.dense_rcv), up(x.dominant_app_share, cfg.dense_app_share)
     )
+
+
+def _switching(x: WindowFeatures, cfg: AnalysisConfig) -> float:
+    return min(up(x.switches_per_min, cfg.hop_spm), up(x.dominant_app_share, cfg.hop_app_share))
+
+
+def _distracted(x: WindowFeatures, cfg: AnalysisConfig) -> float:
+    typing = up(x.key_count, cfg.typing_keys) if x.iki_n >= cfg.min_iki_samples else 0.0
+    erratic = min(typing, up(x.iki_rcv, cfg.erratic_rcv))
+    non_work = min(x.comm_share + x.leisure_share + 0.5 * x.browser_share, 1.0)
+    return _switching(x, cfg) * (0.75 + 0.25 * max(x.rapid_switch_ratio, erratic, non_work))
+
+
+def _engaged(x: WindowFeatures, cfg: AnalysisConfig) -> float:
+    return max(
+        up(x.keys_per_min, cfg.engaged_kpm),
+        up(x.pointer_frac, cfg.engaged_pointer),
+        up(x.switches_per_min, cfg.engaged_spm),
+    )
+
+
+def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None) -> Classification:
+    """Score the six states for one window (docs/ANALYSIS.md §3).  Without ``ctx`` the window
+    is its own context (a reference typist, silence = the window's quiet tail)."""
+    if ctx is None:
+        ctx = Context(f, f, f.quiet_tail_s, 1.0)
+    m, c, k = ctx.medium, ctx.long, ctx.scale
+    # FLOW / HYPERFOCUS: steady typing at the person's pace in one app, keyboard work, settled
+    # settled in one app: over the last minute, or over the last minutes with trips and back
+    settled = max(
+        up(m.dominant_app_share, cfg.settled_app_share),
+        up(c.dominant_app_share, cfg.settled_long_share),
+    )
+    flow_now = min(
+        _focused_typing(m, cfg, k),
+        up(m.dominant_app_share, cfg.one_app_share),
+        down(m.pointer_frac, cfg.flow_pointer),
+        settled,
+    )
+    # a thinking pause inside focused work: the last minutes were focused typing and nothing
+    # in the last minute says otherwise (no pointer work, no switching); silence ends it (IDLE)
+    flow_held = min(
+        _sustained_typing(c, cfg, k),
+        up(c.dominant_app_share, cfg.one_app_share),
+        down(c.pointer_frac, cfg.flow_pointer),
+        up(c.dominant_app_share, cfg.settled_app_share),
+        down(m.pointer_frac, cfg.hold_pointer),
+        down(m.new_switches_per_min, cfg.hold_spm),
+    )
+    flow_core = max(flow_now, flow_held)
+    dense = max(_dense(m, cfg, k), _dense(c, cfg, k))
     hyperfocus = min(flow_core, dense)
     flow = min(flow_core, 1.0 - dense)
-
-    switching = min(
-        up(f.switches_per_min, cfg.hop_spm), up(f.dominant_app_share, cfg.hop_app_share)
-    )
-    erratic = min(typing, up(f.iki_rcv, cfg.erratic_rcv))
-    non_work = min(f.comm_share + f.leisure_share + 0.5 * f.browser_share, 1.0)
-    distracted = switching * (0.75 + 0.25 * max(f.rapid_switch_ratio, erratic, non_work))
-
-    engaged = max(
-        up(f.keys_per_min, cfg.engaged_kpm),
-        up(f.mouse_active_frac, cfg.engaged_mouse),
-        up(f.switches_per_min, cfg.engaged_spm),
-    )
+    # DISTRACTED: hopping every few seconds, seen in the window or over the last minute
+    distracted = max(_distracted(f, cfg), _distracted(m, cfg))
+    switching = max(_switching(f, cfg), _switching(m, cfg))
+    engaged = max(_engaged(f, cfg), _engaged(m, cfg))
+    # TRANSITIONING: a switch every minute or so over the last minutes, no app settled in,
+    # not hopping, not focused typing
     transitioning = min(
-        up(f.switches_per_min, cfg.transition_spm),
-        down(f.visit_min_s, cfg.transition_visit_s),
+        up(c.weighted_switches_per_min, cfg.transition_spm),
+        up(m.switches_per_min, cfg.transition_recent_spm),
         1.0 - switching,
         1.0 - flow_core,
         engaged,
     )
-    low_activity = min(
-        down(f.keys_per_min, cfg.engaged_kpm),
-        down(f.mouse_active_frac, cfg.engaged_mouse),
-        down(f.switches_per_min, cfg.engaged_spm),
+    # IDLE: a silence; inside focused work a thinking pause may last longer
+    focused_before = max(_focused_typing(c, cfg, k), _sustained_typing(c, cfg, k))
+    idle = max(
+        (1.0 - focused_before) * up(ctx.silence_s, cfg.idle_silence_s),
+        up(ctx.silence_s, cfg.focus_idle_silence_s),
     )
-    idle = max(low_activity, up(f.idle_frac, cfg.idle_frac), up(f.quiet_tail_s, cfg.quiet_tail_s))
     neutral = min(engaged, 1.0 - max(idle, distracted, flow_core, transitioning))
 
     raw = {
@@ -248,18 +361,7 @@ def _unit(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
-# --- hysteresis and time in state ------------------------------------------------------------
-
-
-def _supports(recent: FocusState) -> set[FocusState]:
-    """States a (short, so coarse) recent slice corroborates: itself; a silent slice also
-    ordinary activity (ten quiet seconds are as typical of reading as of leaving); a slice with a
-    hop also task switching (one switch in ten seconds reads as a hop rate of 6/min)."""
-    if recent is FocusState.IDLE:
-        return {FocusState.IDLE, FocusState.NEUTRAL}
-    if recent is FocusState.DISTRACTED:
-        return {FocusState.DISTRACTED, FocusState.TRANSITIONING}
-    return {recent}
+# --- stability and time in state --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,28 +386,72 @@ class TrackerStep:
     """False when the window was ignored (not after the previous one)."""
 
 
+QUICK = frozenset({FocusState.IDLE, FocusState.DISTRACTED})
+
+
 @dataclass
 class StateTracker:
-    """Hysteresis and time in state over a sequence of classified windows (event time)."""
+    """Evidence-based stability and blip-tolerant time in state (docs/ANALYSIS.md §4-§5).
 
-    hold_windows: int = 1
+    Every window whose raw state differs from the current one adds its margin (if at least
+    ``change_min_confidence``) to that state's evidence; every window multiplies the evidence of
+    the states it does not show by ``evidence_decay``.  The state changes when a state's
+    evidence reaches its need: ``quick_evidence`` into IDLE and DISTRACTED,
+    ``hyperfocus_evidence`` into HYPERFOCUS, ``leave_hyperfocus_evidence`` from HYPERFOCUS
+    into FLOW, ``change_evidence`` otherwise, and at least two windows have voted for it.  Time
+    in state runs on ``window_end``; a state re-entered within ``blip_s`` of leaving it keeps
+    the time it had (the excursion included).
+    """
+
+    change_evidence: float = 1.4
+    quick_evidence: float = 0.9
+    hyperfocus_evidence: float = 1.6
+    leave_hyperfocus_evidence: float = 3.0
+    evidence_decay: float = 0.3
+    change_min_confidence: float = 0.3
+    blip_s: float = 60.0
     reset_gap_s: float = 120.0
-    hyperfocus_hold_windows: int = 3
-    change_min_confidence: float = 0.0
     state: FocusState | None = None
     since: float = 0.0
     last_end: float | None = None
-    _support: list[frozenset[FocusState]] = field(default_factory=list)
+    evidence: dict[FocusState, float] = field(default_factory=dict)
+    votes: dict[FocusState, int] = field(default_factory=dict)
+    left: dict[FocusState, tuple[float, float]] = field(default_factory=dict)
+    """state -> (since, left at) of the last stay in it, for the blip rule."""
 
-    def update(
-        self,
-        window_end: float,
-        full: Classification,
-        recent: Classification | None = None,
-        late: Classification | None = None,
-    ) -> TrackerStep:
-        """Feed one window: its full classification, its recent slice's (the last
-        ``recent_s``) and its late part's (the last ``late_s``)."""
+    @classmethod
+    def from_config(cls, cfg: AnalysisConfig) -> StateTracker:
+        return cls(
+            change_evidence=cfg.change_evidence,
+            quick_evidence=cfg.quick_evidence,
+            hyperfocus_evidence=cfg.hyperfocus_evidence,
+            leave_hyperfocus_evidence=cfg.leave_hyperfocus_evidence,
+            evidence_decay=cfg.evidence_decay,
+            change_min_confidence=cfg.change_min_confidence,
+            blip_s=cfg.blip_s,
+            reset_gap_s=cfg.reset_gap_s,
+        )
+
+    def need(self, current: FocusState, new: FocusState) -> float:
+        if current is FocusState.HYPERFOCUS and new is FocusState.FLOW:
+            return self.leave_hyperfocus_evidence
+        if new is FocusState.HYPERFOCUS:
+            return self.hyperfocus_evidence
+        if new in QUICK:
+            return self.quick_evidence
+        return self.change_evidence
+
+    def _enter(self, state: FocusState, at: float) -> None:
+        if self.state is not None:
+            self.left[self.state] = (self.since, at)
+        back = self.left.get(state)
+        self.since = back[0] if back is not None and at - back[1] <= self.blip_s else at
+        self.state = state
+        self.evidence.clear()
+        self.votes.clear()
+
+    def update(self, window_end: float, full: Classification) -> TrackerStep:
+        """Feed one window's classification."""
         raw = full.state
         if self.state is not None and self.last_end is not None and window_end <= self.last_end:
             return TrackerStep(
@@ -317,50 +463,39 @@ class StateTracker:
             )
         transition: Transition | None = None
         gap = self.last_end is not None and window_end - self.last_end > self.reset_gap_s
-        restart = self.state is None or gap
-        current = raw if restart or self.state is None else self.state
-        support = {raw}
-        if late is not None:
-            support.add(late.state)
-        if recent is not None:
-            # a slice that looks like the current state is no evidence for anything else
-            support |= {recent.state} if recent.state is current else _supports(recent.state)
-        if restart:
+        if self.state is None or gap:
             if self.state is not None and self.last_end is not None and raw is not self.state:
                 transition = Transition(
                     self.state, raw, full.confidence, window_end, self.last_end - self.since
                 )
             self.state, self.since = raw, window_end
-            self._support = []
+            self.evidence.clear()
+            self.votes.clear()
+            self.left.clear()
         else:
-            assert self.state is not None
-            # the newest evidence first: the late part of the window, then the whole window
-            for cand in (late, full):
-                if cand is None or cand.state is self.state:
-                    continue
-                if cand.decisiveness < self.change_min_confidence:
-                    continue
-                x = cand.state
-                need = (
-                    self.hyperfocus_hold_windows
-                    if x is FocusState.HYPERFOCUS
-                    else self.hold_windows
-                )
-                if len(self._support) >= need and all(x in s for s in self._support[-need:]):
+            current = self.state
+            for s in list(self.evidence):
+                if s is not raw:
+                    self.evidence[s] *= self.evidence_decay
+                    if self.evidence[s] < 0.05:
+                        del self.evidence[s]
+                        self.votes.pop(s, None)
+            if raw is not current and full.decisiveness >= self.change_min_confidence:
+                got = self.evidence.get(raw, 0.0) + full.decisiveness
+                self.evidence[raw] = got
+                votes = self.votes[raw] = self.votes.get(raw, 0) + 1
+                if votes >= 2 and got >= self.need(current, raw) - 1e-9:
+                    previous_since = self.since
+                    self._enter(raw, window_end)
                     transition = Transition(
-                        self.state, x, cand.confidence, window_end, window_end - self.since
+                        current,
+                        raw,
+                        full.confidence,
+                        window_end,
+                        window_end - previous_since,
                     )
-                    self.state, self.since = x, window_end
-                    break
-        self._support.append(frozenset(support))
-        del self._support[: -max(self.hold_windows, self.hyperfocus_hold_windows)]
         self.last_end = window_end
         state = self.state
         assert state is not None
-        if raw is state:
-            confidence = full.confidence
-        elif late is not None and late.state is state:
-            confidence = late.confidence
-        else:
-            confidence = full.score(state)
+        confidence = full.confidence if raw is state else full.score(state)
         return TrackerStep(state, confidence, raw, window_end - self.since, transition)

@@ -12,8 +12,8 @@ would publish, and :meth:`modules.analysis.AnalysisEngine.process` analyses them
 JSON object per analysed window on stdout, in window order (docs/ANALYSIS.md §8).
 
 Nothing is stored unless ``--state-dir`` is given: then the events are committed to that
-directory's database and the analysis reads and saves its per-person baseline there, as the
-service does.
+directory's database and the analysis reads and saves its per-person typing baseline there
+(``analysis.baseline``), as the service does.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--state-dir",
         default="",
-        help="store the events and the analysis baseline in this directory's database "
-        "(default: store nothing)",
+        help="store the events in this directory's database and start from (and update) the "
+        "typing baseline kept there (default: store nothing, start from the population "
+        "baseline)",
     )
     p.set_defaults(func=run)
 
@@ -164,6 +165,8 @@ async def _replay(config: Config, stream: IO[bytes], state_dir: Path | None) -> 
             await storage.open()
         except StorageError as exc:
             raise SkellyError(f"cannot use the database in {state_dir}: {exc}") from None
+        engine.store = storage
+        await engine.load_baselines()
 
     def publish(batches: list[EventBatch]) -> None:
         for batch in batches:
@@ -174,6 +177,7 @@ async def _replay(config: Config, stream: IO[bytes], state_dir: Path | None) -> 
     async def flush() -> None:
         if state_dir is not None and pending:
             await storage.commit(pending)
+            await engine.save_baselines()
         pending.clear()
 
     try:

@@ -137,22 +137,10 @@ classifications = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.sampled_from(STATES),
-    st.integers(1, 6),
-    st.integers(1, 6),
-    classifications,
-    classifications,
-    classifications,
-)
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(STATES), st.integers(1, 6), st.integers(1, 12), classifications)
 def test_one_odd_window_never_flips_the_state(
-    state: FocusState,
-    before: int,
-    after: int,
-    odd_full: Classification,
-    odd_recent: Classification,
-    odd_late: Classification,
+    state: FocusState, before: int, after: int, odd: Classification
 ) -> None:
     tracker = StateTracker(change_min_confidence=0.0)
     normal = Classification(state, 0.9, tuple((x, 0.9 if x is state else 0.0) for x in STATES))
@@ -160,39 +148,40 @@ def test_one_odd_window_never_flips_the_state(
     seen = []
     for _ in range(before):
         t += 10.0
-        seen.append(tracker.update(t, normal, normal, normal))
+        seen.append(tracker.update(t, normal))
     t += 10.0
-    seen.append(tracker.update(t, odd_full, odd_recent, odd_late))
+    seen.append(tracker.update(t, odd))
     for _ in range(after):
         t += 10.0
-        seen.append(tracker.update(t, normal, normal, normal))
+        seen.append(tracker.update(t, normal))
     assert all(step.state is state for step in seen)
     assert all(step.transition is None for step in seen)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(classifications, classifications, classifications), max_size=30))
-def test_every_change_is_corroborated_by_the_previous_window(
-    windows: list[tuple[Classification, Classification, Classification]],
+@settings(max_examples=200, deadline=None)
+@given(st.lists(classifications, max_size=40))
+def test_every_change_is_corroborated_by_an_earlier_window(
+    windows: list[Classification],
 ) -> None:
+    """A change goes to the window's own raw state, and an earlier window since the last change
+    showed it too (two votes); time in state is never negative and the blip rule never gives
+    more than the time since the first window."""
     tracker = StateTracker()
     t = 0.0
-    prev_support: set[FocusState] = set()
+    shown: set[FocusState] = set()
     prev_state: FocusState | None = None
-    for full, recent, late in windows:
+    for full in windows:
         t += 10.0
-        step = tracker.update(t, full, recent, late)
+        step = tracker.update(t, full)
         assert 0.0 <= step.confidence <= 1.0
-        assert step.time_in_state_s >= 0.0
+        assert 0.0 <= step.time_in_state_s <= t - 10.0
         if prev_state is not None and step.state is not prev_state:
             assert step.transition is not None and step.transition.at == t
-            assert step.state in (full.state, late.state)
-            assert step.state in prev_support
-        prev_support = {full.state, late.state, recent.state}
-        if recent.state is FocusState.IDLE and prev_state is not FocusState.IDLE:
-            prev_support.add(FocusState.NEUTRAL)
-        if recent.state is FocusState.DISTRACTED and prev_state is not FocusState.DISTRACTED:
-            prev_support.add(FocusState.TRANSITIONING)
+            assert step.state is full.state
+            assert step.state in shown
+            shown = set()
+        else:
+            shown.add(full.state)
         prev_state = step.state
 
 

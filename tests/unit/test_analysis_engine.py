@@ -55,7 +55,7 @@ def test_publishes_one_result_per_window_and_the_state_change(run: Run) -> None:
         change = changes[0].payload
         assert isinstance(change, StateChange)
         assert (change.previous, change.current) == (FocusState.NEUTRAL, FocusState.DISTRACTED)
-        assert 0.0 < change.at - change_at <= 30.0
+        assert 0.0 < change.at - change_at <= 60.0
         assert changes[0].priority is Priority.HIGH
         # time in state runs on window_end and restarts at the change
         before = [r for r in results if r.window_end < change.at]
@@ -121,7 +121,7 @@ def test_hosts_are_bounded(run: Run) -> None:
 
 def test_config_reaches_the_tracker(run: Run) -> None:
     async def main() -> None:
-        bus, engine, got = await started(AnalysisConfig(hold_windows=50))
+        bus, engine, got = await started(AnalysisConfig(change_evidence=50, quick_evidence=50))
         wins, _ = batches()
         for b in wins:
             bus.publish(b, source=ModuleId.STORAGE)

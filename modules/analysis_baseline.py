@@ -1,0 +1,145 @@
+"""Per-person typing baseline (docs/ANALYSIS.md §3.1): this user's own typical typing speed.
+
+Pure: windows' features in, a :class:`Baseline` out; no bus, no clock, no I/O.  The engine
+persists :meth:`Baseline.to_json` in Storage's state (``analysis.baseline``) and restores it with
+:meth:`Baseline.from_json`.
+
+Model: every *typing window* (at least ``min_intervals`` typing intervals) adds its median
+inter-key interval (IKI) and keys/min to two log-spaced histograms whose old weight decays by
+half every ``half_life_windows`` typing windows (about a working day of typing).  A new user
+starts from a prior: ``prior_windows`` windows' worth of weight at the population typical
+(``population_iki_ms``, ``population_kpm``), so the first few minutes of typing move it quickly
+and a day of typing dominates it.  The baseline's IKI is the median of the histogram; the rules
+judge speed as ``scale = baseline IKI / reference IKI`` (clamped), so a 90 ms and a 250 ms typist
+in the same kind of work get the same state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+REFERENCE_IKI_MS = 150.0
+"""The typist the rule thresholds are written for (docs/ANALYSIS.md §3)."""
+LO_MS, HI_MS, BINS = 40.0, 1000.0, 64
+KPM_LO, KPM_HI = 5.0, 2000.0
+FORMAT = 1
+
+
+def _bin(x: float, lo: float, hi: float) -> int:
+    x = min(max(x, lo), hi)
+    return min(int(math.log(x / lo) / math.log(hi / lo) * BINS), BINS - 1)
+
+
+def _value(i: float, lo: float, hi: float) -> float:
+    return float(lo * math.pow(hi / lo, i / BINS))
+
+
+def _median(hist: list[float], lo: float, hi: float) -> float:
+    total = math.fsum(hist)
+    acc = 0.0
+    for i, w in enumerate(hist):
+        if acc + w >= total / 2 and w > 0:
+            return _value(i + (total / 2 - acc) / w, lo, hi)
+        acc += w
+    return _value(BINS / 2, lo, hi)
+
+
+@dataclass
+class Baseline:
+    """Rolling typical IKI and keys/min of one person's typing windows."""
+
+    population_iki_ms: float = 160.0
+    population_kpm: float = 220.0
+    prior_windows: float = 6.0
+    half_life_windows: float = 2000.0
+    min_intervals: int = 20
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    windows: float = 0.0
+    """Typing windows seen (decayed weight, without the prior)."""
+    iki_hist: list[float] = field(default_factory=list)
+    kpm_hist: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.iki_hist or len(self.iki_hist) != BINS:
+            self.iki_hist = [0.0] * BINS
+        if not self.kpm_hist or len(self.kpm_hist) != BINS:
+            self.kpm_hist = [0.0] * BINS
+
+    def _prior(self, hist: list[float], value: float, lo: float, hi: float) -> list[float]:
+        out = list(hist)
+        out[_bin(value, lo, hi)] += self.prior_windows
+        return out
+
+    @property
+    def iki_ms(self) -> float:
+        """This person's typical typing IKI (median of typing windows' medians), ms."""
+        return _median(
+            self._prior(self.iki_hist, self.population_iki_ms, LO_MS, HI_MS), LO_MS, HI_MS
+        )
+
+    @property
+    def kpm(self) -> float:
+        """This person's typical keys/min in typing windows."""
+        return _median(
+            self._prior(self.kpm_hist, self.population_kpm, KPM_LO, KPM_HI), KPM_LO, KPM_HI
+        )
+
+    @property
+    def scale(self) -> float:
+        """Baseline IKI / reference IKI, clamped: > 1 for a slower typist than the reference."""
+        return min(max(self.iki_ms / REFERENCE_IKI_MS, self.min_scale), self.max_scale)
+
+    def observe(self, iki_median_ms: float, iki_n: float, keys_per_min: float) -> bool:
+        """Add one window; only typing windows count.  True if it was added."""
+        if iki_n < self.min_intervals or not (
+            math.isfinite(iki_median_ms) and iki_median_ms > 0 and math.isfinite(keys_per_min)
+        ):
+            return False
+        keep = 0.5 ** (1.0 / self.half_life_windows)
+        for hist in (self.iki_hist, self.kpm_hist):
+            for i, w in enumerate(hist):
+                hist[i] = w * keep
+        self.iki_hist[_bin(iki_median_ms, LO_MS, HI_MS)] += 1.0
+        self.kpm_hist[_bin(keys_per_min, KPM_LO, KPM_HI)] += 1.0
+        self.windows = self.windows * keep + 1.0
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "windows": self.windows,
+            "iki_ms": round(self.iki_ms, 2),
+            "kpm": round(self.kpm, 2),
+            "iki_hist": list(self.iki_hist),
+            "kpm_hist": list(self.kpm_hist),
+        }
+
+    def restore(self, data: object) -> bool:
+        """Take the learnt part of a stored :meth:`to_json`; False (and unchanged) if unusable."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return False
+        hists = []
+        for key in ("iki_hist", "kpm_hist"):
+            h = data.get(key)
+            if not (
+                isinstance(h, list)
+                and len(h) == BINS
+                and all(
+                    isinstance(w, (int, float))
+                    and not isinstance(w, bool)
+                    and math.isfinite(w)
+                    and w >= 0
+                    for w in h
+                )
+            ):
+                return False
+            hists.append([float(w) for w in h])
+        windows = data.get("windows")
+        if not isinstance(windows, (int, float)) or not math.isfinite(windows) or windows < 0:
+            return False
+        self.iki_hist, self.kpm_hist = hists
+        self.windows = float(windows)
+        return True

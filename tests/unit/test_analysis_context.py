@@ -1,0 +1,212 @@
+"""Issue 8 in the analyzer: the per-person baseline (learnt, persisted in Storage's state),
+the longer context (thinking pauses, readers, designers) and scroll as input
+(docs/ANALYSIS.md §2.1, §3.1).  Windows are cut from generated event streams with
+``hw_sim.scenarios.windows`` exactly as Storage cuts them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.messages import FocusState, RawEvent
+from hw_sim.scenarios import DESIGNING, READING, Perturb, Segment, generate, windows
+from modules.analysis import BASELINE_KEY, AnalysisEngine, WindowAnalyzer
+from modules.analysis_baseline import Baseline
+from modules.storage import Storage, StorageConfig
+
+S = FocusState
+T0 = 1_764_230_400.0
+
+
+def run_windows(
+    events: list[RawEvent], start: float, end: float, analyzer: WindowAnalyzer
+) -> list[Any]:
+    return [
+        analyzer.analyze(b.window_start, b.window_end, b.events)
+        for b in windows(events, start, end)
+    ]
+
+
+def keys(ts: list[float], seq0: int = 1) -> list[RawEvent]:
+    return [
+        RawEvent("h", "s", seq0 + i, "key", t, (("correction", False),)) for i, t in enumerate(ts)
+    ]
+
+
+def typing(
+    start: float, end: float, iki: float, rng: random.Random, pause: float = 2.5
+) -> list[float]:
+    """Steady typing: 25-key bursts at ``iki`` (±15 %) with ``pause`` s between them."""
+    out: list[float] = []
+    t = start
+    while t < end:
+        for _ in range(25):
+            out.append(t)
+            t += iki * rng.uniform(0.85, 1.15)
+        t += pause * rng.uniform(0.7, 1.3)
+    return [x for x in out if x < end]
+
+
+def test_baseline_learns_the_persons_speed_from_the_population_prior() -> None:
+    b = Baseline()
+    assert 150 <= b.iki_ms <= 170 and b.scale == b.iki_ms / 150
+    for _ in range(12):  # two minutes of typing windows
+        b.observe(250.0, 100, 150.0)
+    assert 240 <= b.iki_ms <= 260 and b.scale > 1.6
+    assert not b.observe(90.0, 5, 20.0)  # too few intervals: not a typing window
+    for _ in range(30):
+        b.observe(90.0, 100, 500.0)
+    assert (b.iki_ms < 100 and b.scale == 0.6) or b.scale >= 0.5
+
+
+def test_baseline_round_trips_through_json_and_refuses_garbage() -> None:
+    b = Baseline()
+    for i in range(40):
+        b.observe(120.0 + i, 60, 300.0)
+    c = Baseline()
+    assert c.restore(b.to_json())
+    assert c.iki_ms == b.iki_ms and c.kpm == b.kpm and c.windows == b.windows
+    bad: object
+    for bad in (
+        None,
+        [],
+        {"format": 99},
+        {**b.to_json(), "iki_hist": [1.0]},
+        {**b.to_json(), "windows": -1},
+    ):
+        d = Baseline()
+        assert not d.restore(bad) and d.iki_ms == Baseline().iki_ms
+
+
+def flow_states(iki: float, seed: int = 1) -> list[S]:
+    rng = random.Random(seed)
+    focus = [RawEvent("h", "s", 0, "focus", T0 + 0.2, (("category", "code"), ("app_id", "ed1")))]
+    evs = focus + keys(typing(T0 + 1, T0 + 900, iki, rng))
+    results = run_windows(evs, T0, T0 + 900, WindowAnalyzer())
+    return [r.step.state for r in results if r.window_end >= T0 + 300]
+
+
+def test_a_fast_and_a_slow_typist_in_the_same_work_get_the_same_state() -> None:
+    """The same flow (long steady bursts, short pauses) at 90 ms and at 250 ms per key: with
+    absolute thresholds one read as HYPERFOCUS and the other as NEUTRAL."""
+    fast, slow = flow_states(0.09), flow_states(0.25)
+    assert set(fast) == {S.FLOW}, fast
+    assert set(slow) == {S.FLOW}, slow
+
+
+def test_thinking_pauses_inside_flow_are_not_idle_but_a_long_silence_is() -> None:
+    rng = random.Random(3)
+    ts: list[float] = []
+    t = T0 + 1
+    for pause in (15, 40, 25, 45, 30):
+        ts += typing(t, t + 90, 0.15, rng)
+        t += 90 + pause
+    ts += typing(t, t + 90, 0.15, rng)
+    quiet_from = t + 90
+    end = quiet_from + 120
+    focus = [RawEvent("h", "s", 0, "focus", T0 + 0.2, (("category", "code"), ("app_id", "ed1")))]
+    results = run_windows(focus + keys(ts), T0, end, WindowAnalyzer())
+    during = [r.step.state for r in results if T0 + 120 <= r.window_end <= quiet_from]
+    assert S.IDLE not in during and during.count(S.FLOW) == len(during), during
+    after = [r for r in results if r.window_end > quiet_from]
+    idle_at = next(r.window_end for r in after if r.step.state is S.IDLE)
+    # a silence of 40-48 s inside focused work (docs §3): IDLE about 50-60 s after the last key
+    assert 45 <= idle_at - quiet_from <= 65
+
+
+def scroll_reader(minutes: float, seed: int) -> list[S]:
+    sc = generate("r", (Segment(S.NEUTRAL, minutes, READING),), seed=seed, start=T0)
+    results = run_windows(sc.raw_events(), sc.start, sc.end, WindowAnalyzer())
+    return [r.step.state for r in results if r.window_end >= sc.start + 60]
+
+
+def test_a_reader_who_scrolls_or_pages_every_few_seconds_is_not_idle() -> None:
+    for seed in (1, 2):
+        states = scroll_reader(20, seed)
+        assert states.count(S.IDLE) == 0
+        assert sum(s in (S.FLOW, S.NEUTRAL) for s in states) / len(states) >= 0.95
+
+
+def test_scroll_events_count_as_input() -> None:
+    """Only scroll ticks every 8 s: someone reading, never IDLE (without scroll it would be)."""
+    evs = [
+        RawEvent("h", "s", i + 1, "scroll", T0 + 8.0 * i, (("ticks", 3), ("span_ms", 1000)))
+        for i in range(100)
+    ]
+    states = [r.step.state for r in run_windows(evs, T0, T0 + 800, WindowAnalyzer())]
+    assert S.IDLE not in states[3:] and set(states[3:]) == {S.NEUTRAL}
+
+
+def test_a_designer_at_work_with_the_pointer_is_focused_work() -> None:
+    sc = generate("d", (Segment(S.FLOW, 20, DESIGNING),), seed=4, start=T0)
+    results = run_windows(sc.raw_events(), sc.start, sc.end, WindowAnalyzer())
+    states = [r.step.state for r in results if r.window_end >= sc.start + 60]
+    assert S.IDLE not in states
+    assert sum(s in (S.FLOW, S.NEUTRAL) for s in states) / len(states) >= 0.95
+
+
+def test_a_lone_nudge_of_the_pointer_does_not_end_idle() -> None:
+    nudges = [
+        RawEvent(
+            "h",
+            "s",
+            i + 1,
+            "mouse",
+            T0 + 45.0 * i,
+            (("speed", 40.0), ("clicks", 0), ("span_ms", 1000)),
+        )
+        for i in range(20)
+    ]
+    states = [r.step.state for r in run_windows(nudges, T0, T0 + 900, WindowAnalyzer())]
+    assert set(states[6:]) == {S.IDLE}
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    async def get_state(self, key: str) -> Any:
+        return self.data.get(key)
+
+    async def put_state(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+
+def test_the_engine_keeps_each_hosts_baseline_in_the_store_across_restarts(tmp_path: Path) -> None:
+    sc = generate("s", (Segment(S.FLOW, 5),), seed=2, start=T0, perturb=Perturb(iki=1.67))
+
+    async def main() -> None:
+        async with Storage(StorageConfig(), tmp_path) as storage:
+            engine = AnalysisEngine(store=storage)
+            await engine.load_baselines()
+            for b in windows(sc.raw_events("slowpoke"), sc.start, sc.end, host_id="slowpoke"):
+                engine.process(b)
+            learnt = engine.baselines["slowpoke"].iki_ms
+            assert learnt > 220  # a 250 ms typist, learnt from the 160 ms prior
+            await engine.save_baselines()
+            stored = await storage.get_state(BASELINE_KEY)
+            assert set(stored) == {"slowpoke"}
+        async with Storage(StorageConfig(), tmp_path) as storage:
+            again = AnalysisEngine(store=storage)
+            await again.load_baselines()
+            assert again.baselines["slowpoke"].iki_ms == pytest.approx(learnt, rel=1e-9)
+            # a new window of that host continues from the stored baseline
+            first = next(
+                iter(windows(sc.raw_events("slowpoke"), sc.start, sc.end, host_id="slowpoke"))
+            )
+            again.process(first)
+            assert again.analyzers["slowpoke"].baseline.iki_ms >= learnt - 5
+
+    asyncio.run(main())
+
+
+def test_a_broken_stored_baseline_starts_from_the_prior() -> None:
+    store = DictStore()
+    store.data[BASELINE_KEY] = {"a": {"format": 1, "iki_hist": "nope"}, "b": 3}
+    engine = AnalysisEngine(store=store)
+    asyncio.run(engine.load_baselines())
+    assert engine.baselines == {}
