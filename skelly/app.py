@@ -67,7 +67,7 @@ def build_modules(
         ),
         storage,
         DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
-        AnalysisEngine(config.analysis),
+        AnalysisEngine(config.analysis, store=storage),  # per-person baselines persist
         # cooldowns, snooze and quiet hours follow the simulator's compressed clock when given
         Gamification(
             config.gamification,
