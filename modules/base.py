@@ -172,6 +172,10 @@ class Module:
         """Current status and a short detail; override to add live checks."""
         return self.status, self.detail
 
+    def facts(self) -> dict[str, Any]:
+        """A few figures for ``skelly status`` (JSON values; override to add some)."""
+        return {}
+
     def _on_health_check(self, env: Envelope) -> None:
         payload = env.payload
         assert isinstance(payload, HealthCheck)

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random as _random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -485,11 +486,21 @@ class Orchestrator(Module):
             self.coins_today = 0
         self.coins_today = (self.coins_today or 0) + reward.coins
         self.total_coins = reward.total_coins
-        streak = getattr(reward, "streak", None)
-        if isinstance(streak, int):
-            self.streak = streak
+        if reward.kind == "streak":  # Gamification says "<n> day streak"
+            match = re.match(r"\s*(\d+) day streak", reward.reason)
+            if match:
+                self.streak = int(match.group(1))
 
     # -- skelly status ------------------------------------------------------------------------
+    def _facts(self, name: str) -> dict[str, Any]:
+        module = self._by_name.get(name)
+        if module is None or name in self.restarting or name in self.given_up:
+            return {}
+        try:
+            return dict(module.facts())
+        except Exception as exc:  # a module's own report must not break skelly status
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
     def status_report(self) -> dict[str, Any]:
         """Everything ``skelly status`` shows (docs/STATUS.md §4)."""
         bus = self.bus
@@ -509,6 +520,7 @@ class Orchestrator(Module):
                     "restarts_last_hour": book.in_window(now) if book else 0,
                     "given_up": h.name in self.given_up,
                     "restarting": h.name in self.restarting,
+                    "facts": self._facts(h.name),
                 }
             )
         links: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bus import Bus, ModuleRegistry, ModuleStatus, SystemHealth
-from bus.messages import ConfigUpdate, FocusState, LinkStatus, StateChange
+from bus.messages import ConfigUpdate, FocusState, LinkStatus, RewardEvent, StateChange
 from modules.base import Module
 from modules.event_bus import EventBusModule
 from modules.orchestrator import ModuleStartFault, Orchestrator, OrchestratorConfig
@@ -358,6 +358,11 @@ def test_status_words_name_links_and_focus(run: Run) -> None:
         assert report["links"]["host"]["peer"] == "laptop"
         assert report["focus"]["state"] == "FLOW"
         assert report["rewards"] == {"coins_today": None, "total_coins": None, "streak": None}
+        r.bus.publish(RewardEvent("focus", 5, 40, "25 min of flow"), source="Gamification")
+        r.bus.publish(RewardEvent("streak", 15, 55, "3 day streak"), source="Gamification")
+        await settle()
+        report = r.orch.status_report()
+        assert report["rewards"] == {"coins_today": 20, "total_coins": 55, "streak": 3}
         assert {m["name"] for m in report["modules"]} >= {"EventBus", "Orchestrator", "W"}
 
     run(main())
