@@ -218,6 +218,8 @@ class Orchestrator(Module):
         deadline = loop.time() + self.config.stop_timeout_s
         for module in reversed(modules):
             self.running.discard(module.name)
+            if module.name in self.given_up or module.status is ModuleStatus.STOPPED:
+                continue  # stopped already (given up, or waiting for a restart)
             budget = max(0.05, deadline - loop.time())
             try:
                 async with asyncio.timeout(budget):

@@ -291,6 +291,17 @@ def test_too_many_restarts_in_an_hour_stays_degraded_and_says_so(run: Run) -> No
         assert r.status("W") is S.DEGRADED and w.log.count("start") == 3
         assert r.bus.registry.health() is SystemHealth.DEGRADED
         assert "W given up" in r.orch.words()
+        await r.orch.stop_all()  # it is not stopped a second time
+        assert w.log.count("stop") == 3
+
+        # a module waiting for its restart is not stopped again either, and never restarts
+        v = Worker("V")
+        r = await rig(v, backoff_initial_s=5.0)
+        v.crash_now()
+        await settle()
+        await r.orch.stop_all()
+        await r.time.advance(10.0)
+        assert v.log == ["start", "stop"]
 
     run(main())
 
