@@ -31,8 +31,9 @@ CACHE="${SKELLY_PI_CACHE:-${HOME:-/root}/.cache/skelly-pi}"
 SLOWNESS="${SKELLY_TEST_SLOWNESS:-20}"
 MIRROR="${SKELLY_PI_MIRROR:-http://deb.debian.org/debian}"
 # a Pi owner's Raspberry Pi OS Lite has python3, python3-venv/pip, gcc; systemd-analyze comes
-# with systemd; python3-seccomp for the unit's system call filter test; procps for ps
-PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,ca-certificates,procps,util-linux,passwd"
+# with systemd; tzdata (Raspberry Pi OS has it; the time-zone tests need it);
+# python3-seccomp for the unit's system call filter test; procps for ps
+PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,ca-certificates,procps,util-linux,passwd"
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 TARBALL="$CACHE/$SUITE-$ARCH.tar"
 
@@ -108,6 +109,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # shellcheck disable=SC2016  # the inner script expands its own variables
   unshare --mount --propagation private env ROOTFS="$rootfs" PKGS="${missing[*]}" bash -euc '
     mount -t proc proc "$ROOTFS/proc"
+    mount --rbind /dev "$ROOTFS/dev"
     chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
       DEBIAN_FRONTEND=noninteractive bash -c "apt-get update -qq && apt-get install -y -qq \
       --no-install-recommends $PKGS >/dev/null && apt-get clean"
