@@ -4,7 +4,8 @@ Two families of host captures with a scripted ground truth:
 
 * ``tuning`` — ``hw_sim.scenarios`` (its public ``scenario``/``generate``): what the rules were
   developed against. Typists are its profiles with the inter-key interval scaled by ``Perturb``
-  (x0.60 … x1.67 around its ~150 ms flow IKI, i.e. ~90 … ~250 ms).
+  (x0.60 … x1.67 around its ~150 ms flow IKI, i.e. ~90 … ~250 ms). Segments its ``reading``,
+  ``design`` and ``thinker`` scripts play with their own behaviour count as those activities.
 * ``independent`` — ``bench/traces/independent.py``: written apart from the classifier and the
   tuning generator (its own typing model, personas with a flow IKI of 90 … 250 ms, readers,
   designers, thinkers, meetings, coffee breaks, noisy and skewed hosts). Used only to check.
@@ -21,8 +22,9 @@ Scoring (issue 8):
   is the scripted one, per state (reading, design and meeting segments are left out of it and
   reported under ``by_activity``: reading and design count as right when FLOW or NEUTRAL);
 * ``flaps_per_hour``: changes of ``state`` per hour inside the steady 40-minute segment of the
-  ``flow40``/``neutral40``/``distracted40``/``idle40`` traces, from 120 s after its start (mean
-  per state; the worst trace too);
+  ``flow40``/``neutral40``/``distracted40``/``idle40`` traces (the tuning family's own
+  ``steady_*`` scripts where it has them), from 120 s after its start (mean per state; the worst
+  trace too);
 * ``latency_p90_s``: for every scripted change of state, the time from the change to the first
   window ending after it whose ``state`` is the new one (a change never reported before the
   segment ends counts as infinitely late; p90 is then ``null`` if more than 10 % were missed);
@@ -81,7 +83,24 @@ STEADY = {
     "neutral40": "NEUTRAL",
     "distracted40": "DISTRACTED",
     "idle40": "IDLE",
+    # the tuning family's own steady scripts
+    "steady_flow": "FLOW",
+    "steady_neutral": "NEUTRAL",
+    "steady_distracted": "DISTRACTED",
+    "steady_transitioning": "TRANSITIONING",
 }
+"""Scripts with a steady 40-minute segment (its state): state changes per hour."""
+FLOW40 = ("flow40", "steady_flow")
+"""Scripts with a 40-minute flow: an unbroken 15 minutes of FLOW time in state?"""
+HYPER100 = ("hyperfocus100", "long_hyperfocus")
+"""Scripts with a 100-minute hyperfocus: 90 minutes of HYPERFOCUS time in state?"""
+EQUIVALENT = {
+    "steady_flow": "flow40",
+    "steady_neutral": "neutral40",
+    "steady_distracted": "distracted40",
+    "long_hyperfocus": "hyperfocus100",
+}
+"""A tuning script that exists replaces our steady trace of the same kind in that family."""
 
 TARGETS: dict[str, Any] = {
     "accuracy_every_typist": {
@@ -130,10 +149,23 @@ class Case:
 TUNING_IKI = {"x0.60": 0.60, "x0.87": 0.87, "x1.13": 1.13, "x1.40": 1.40, "x1.67": 1.67}
 
 
+TUNING_ACTIVITY = {"reading": "reading", "design": "design", "thinker": "thinking"}
+"""Named tuning scripts whose own-behaviour segments are an activity (scored like ours)."""
+
+
 def tuning_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]:
     from bus.messages import FocusState as S
-    from hw_sim.scenarios import DEFAULT_START, SCENARIOS, Perturb, Segment, generate, scenario
+    from hw_sim.scenarios import (
+        DEFAULT_START,
+        SCENARIOS,
+        SCRIPTS,
+        Perturb,
+        Segment,
+        generate,
+        scenario,
+    )
 
+    # steady traces, where the tuning family has no script of its own for them
     steady = {
         "flow40": (Segment(S.NEUTRAL, 3), Segment(S.FLOW, 40)),
         "neutral40": (Segment(S.FLOW, 3), Segment(S.NEUTRAL, 40)),
@@ -141,6 +173,9 @@ def tuning_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]
         "idle40": (Segment(S.NEUTRAL, 3), Segment(S.IDLE, 40)),
         "hyperfocus100": (Segment(S.FLOW, 4), Segment(S.HYPERFOCUS, 100), Segment(S.NEUTRAL, 3)),
     }
+    for own, mine in EQUIVALENT.items():
+        if own in SCENARIOS:
+            del steady[mine]
     for seed in seeds:
         for typist in typists:
             perturb = Perturb(iki=TUNING_IKI[typist])
@@ -149,8 +184,16 @@ def tuning_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]
                 start = DEFAULT_START + rng.uniform(0.0, 10.0)  # a random phase of the grid
                 if name in steady:
                     sc = generate(name, steady[name], seed=seed, start=start, perturb=perturb)
+                    segs: Sequence[Any] = steady[name]
                 else:
                     sc = scenario(name, seed=seed, start=start, perturb=perturb)
+                    segs = SCRIPTS[name]
+                acts = [str(sp.state).lower() for sp in sc.truth]
+                if name in TUNING_ACTIVITY and len(segs) == len(acts):
+                    acts = [
+                        TUNING_ACTIVITY[name] if getattr(g, "behaviour", None) is not None else a
+                        for g, a in zip(segs, acts, strict=True)
+                    ]
                 yield Case(
                     "tuning",
                     name,
@@ -158,7 +201,10 @@ def tuning_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]
                     seed,
                     "clean",
                     "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in sc.events),
-                    [(s.start, s.end, str(s.state), str(s.state).lower()) for s in sc.truth],
+                    [
+                        (sp.start, sp.end, str(sp.state), a)
+                        for sp, a in zip(sc.truth, acts, strict=True)
+                    ],
                 )
 
 
@@ -307,7 +353,9 @@ class Tally:
         # steady segments: state changes per hour
         if case.script in STEADY:
             state = STEADY[case.script]
-            s0, s1 = next((a, b) for a, b, st, _ in case.truth if st == state)
+            s0, s1 = max(
+                ((a, b) for a, b, st, _ in case.truth if st == state), key=lambda x: x[1] - x[0]
+            )
             inside = [
                 w
                 for w in ws
@@ -317,10 +365,10 @@ class Tally:
                 changes = sum(a["state"] != b["state"] for a, b in itertools.pairwise(inside))
                 hours = (inside[-1]["window_end"] - inside[0]["window_end"]) / 3600
                 self.flaps[state].append(changes / hours)
-        if case.script == "flow40":
+        if case.script in FLOW40:
             s0, s1 = next((a, b) for a, b, st, _ in case.truth if st == "FLOW")
             self.flow15.append(_time_in_state(ws, "FLOW", s0, s1) >= 15 * 60)
-        if case.script == "hyperfocus100":
+        if case.script in HYPER100:
             s0, s1 = next((a, b) for a, b, st, _ in case.truth if st == "HYPERFOCUS")
             self.hyper90.append(_time_in_state(ws, "HYPERFOCUS", s0, s1) >= 90 * 60)
 
