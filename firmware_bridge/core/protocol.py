@@ -28,7 +28,9 @@ state after every (re)connect.
 
 MCU: OFFLINE --boot--> NO_SESSION --hello_ok--> SESSION --host_silent--> NO_SESSION.  Without a
 session it answers every host frame but HELLO with ``NACK NOT_READY`` — that is how a host learns
-of a reset whose BOOT frame was lost.
+of a reset whose BOOT frame was lost.  A *repeated* HELLO (RETX set, the seq of the HELLO that
+started the session, no command executed in it yet: the host retransmitting while it waits for
+the reply) is answered again and fires no trigger, so pending input events keep their seqs.
 """
 
 from __future__ import annotations
@@ -438,6 +440,11 @@ class _SeqWindow:
         self._by_type: dict[int, tuple[int, float, int]] = {}
         self._newest: int | None = None
         self._ahead = 0
+
+    @property
+    def acted_on(self) -> bool:
+        """Has a frame been remembered (:meth:`add`) since the last :meth:`clear`?"""
+        return bool(self._by_type)
 
     def clear(self) -> None:
         self._order.clear()
@@ -1145,6 +1152,7 @@ class McuProtocol(_Endpoint):
         self.animations: list[PlayAnimation] = []
         self.tones: list[Tone] = []
         self.protocol_version = 0
+        self._session_hello = -1  # seq of the HELLO that started the session (§5.1 repeats)
 
     @property
     def state(self) -> McuState:
@@ -1226,7 +1234,7 @@ class McuProtocol(_Endpoint):
 
     def _on_packet(self, p: Packet) -> list[Event]:
         if isinstance(p.msg, Hello):
-            return self._on_hello(p.seq, p.msg)
+            return self._on_hello(p.seq, p.msg, Flag.RETX in p.flags)
         if not self.in_session:
             self._queue_control(Nack(p.seq, NackReason.NOT_READY))
             return []
@@ -1297,7 +1305,7 @@ class McuProtocol(_Endpoint):
                 self.tones.append(msg)
                 del self.tones[:-16]
 
-    def _on_hello(self, seq: int, hello: Hello) -> list[Event]:
+    def _on_hello(self, seq: int, hello: Hello, retransmit: bool) -> list[Event]:
         lo = max(hello.proto_min, self.proto_min)
         hi = min(hello.proto_max, self.proto_max)
         chosen = hi if lo <= hi else 0
@@ -1307,6 +1315,15 @@ class McuProtocol(_Endpoint):
             )
         )
         was_in_session = self.in_session
+        if (
+            was_in_session
+            and retransmit
+            and seq == self._session_hello
+            and not self._window.acted_on
+        ):
+            # a repeat (§5.1): the host is still waiting for the reply; nothing else changes
+            self.counters.duplicates += 1
+            return []
         if chosen == 0:
             self._machine.fire(McuTrigger.HELLO_REJECTED)
             reason = (
@@ -1315,6 +1332,7 @@ class McuProtocol(_Endpoint):
             )
             return [SessionEnded(reason)] if was_in_session else []
         self._machine.fire(McuTrigger.HELLO_OK)
+        self._session_hello = seq
         self._window.clear()
         self._window.note(seq)  # the session's first frame sets `newest` (§5.0)
         self._heartbeat_s = hello.heartbeat_ms / 1000

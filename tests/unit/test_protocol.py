@@ -192,6 +192,125 @@ def test_a_restarted_host_is_not_mistaken_for_duplicates() -> None:
         assert mcu.figurine.glow == glow
 
 
+class LaggyWire(Wire):
+    """Like :class:`Wire`, but every frame arrives ``latency`` s after it was sent (each direction
+    in order, as on a serial line): frames of the two sides cross on the way."""
+
+    def __init__(self, latency: float, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.latency = latency
+        self._to_mcu: list[tuple[float, bytes]] = []
+        self._to_host: list[tuple[float, bytes]] = []
+
+    def step(self, dt: float = 0.01) -> None:
+        self.now = round(self.now + dt, 6)
+        for proto, events in ((self.host, self.host_events), (self.mcu, self.mcu_events)):
+            deadline = proto.next_deadline()
+            if deadline is not None and deadline <= self.now:
+                events += proto.handle_timeout(self.now)
+        while self._to_mcu and self._to_mcu[0][0] <= self.now:
+            self.mcu_events += self.mcu.receive_data(self._to_mcu.pop(0)[1], self.now)
+        while self._to_host and self._to_host[0][0] <= self.now:
+            self.host_events += self.host.receive_data(self._to_host.pop(0)[1], self.now)
+        a = self._filter(self.host.data_to_send(now=self.now), self.drop_to_mcu, self.sent_to_mcu)
+        b = self._filter(self.mcu.data_to_send(now=self.now), self.drop_to_host, self.sent_to_host)
+        arrive = round(self.now + self.latency, 6)
+        if a:
+            self._to_mcu.append((arrive, a))
+        if b:
+            self._to_host.append((arrive, b))
+
+
+def drop_first(kind: type[Message]) -> Filter:
+    """A filter losing the first frame of type ``kind`` only."""
+    lost: list[Message] = []
+
+    def drop(m: Message) -> bool:
+        if isinstance(m, kind) and not lost:
+            lost.append(m)
+            return True
+        return False
+
+    return drop
+
+
+def test_a_repeated_hello_does_not_report_a_pending_press_twice() -> None:
+    # PROTOCOL.md §5.1: the MCU boots with a press waiting for a host; the host's HELLO gets a
+    # HELLO_REPLY that is lost, and the host repeats its HELLO (at once for the BOOT it sees,
+    # then on its retry timer) while the press is on its way to it. The repeat used to start a
+    # new session on the MCU, which sent the press again under a fresh seq after the host had
+    # reported and acknowledged it: the press was reported twice.
+    w = LaggyWire(latency=0.15)
+    w.mcu.reset(0.0)
+    press = w.mcu.send_input(InputKind.SHORT_PRESS, 0.0, duration_ms=90)
+    w.host.tone(880, 0.1, now=0.0)  # requested before the link is up, sent after the handshake
+    w.host_events += w.host.reset(0.0)
+    w.drop_to_host = drop_first(HelloReply)
+    tone_acks = drop_first(Ack)  # the TONE's first ACK is lost: the host retransmits it
+    w.run_until(lambda: w.host.connected)
+    w.drop_to_host = tone_acks
+    w.run(3.0)
+    hellos = [m for m in w.sent_to_mcu if isinstance(m, Hello)]
+    assert len(hellos) >= 2  # the HELLO was repeated (RETX, same seq) ...
+    assert sum(isinstance(m, HelloReply) for m in w.sent_to_host) == len(hellos)  # ... answered
+    assert [e.event for e in w.host_events if isinstance(e, InputReceived)] == [press]
+    assert sum(isinstance(e, SessionStarted) for e in w.mcu_events) == 1
+    assert w.mcu.counters.sessions == 1
+    # the tone went out after the handshake, was retransmitted, and chirped once
+    assert [m for m in w.sent_to_mcu if isinstance(m, Tone)] == [Tone(880, 100, 128)] * 2
+    assert w.mcu.tones == [Tone(880, 100, 128)]
+    assert w.host.in_sync and not w.mcu._inputs
+
+
+def test_a_repeated_hello_is_answered_again_and_changes_nothing_else() -> None:
+    mcu = mcu_in_session(heartbeat_ms=500)  # greeted by HELLO seq 0
+    event = mcu.send_input(InputKind.LONG_PRESS, 0.1, duration_ms=800)
+    (first,) = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.1))]
+    repeat = encode_frame(encode_message(Hello(heartbeat_ms=500), 0, retransmit=True))
+    assert mcu.receive_data(repeat, 0.2) == []  # no SessionStarted
+    (reply,) = frames(mcu.data_to_send(now=0.2))  # the input is not sent again
+    assert reply == HelloReply(0, 1, 1, 1, (1, 0, 0), mcu.capabilities)
+    assert mcu.counters.sessions == 1 and mcu.counters.duplicates == 1
+    # the press keeps its seq and its retransmission timer (sent at 0.1, RTO 0.3 s)
+    assert mcu.next_deadline() == pytest.approx(0.4)
+    mcu.handle_timeout(0.4)
+    (again,) = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.4))]
+    assert (again.msg, again.seq, Flag.RETX in again.flags) == (event, first.seq, True)
+    ack = encode_frame(encode_message(Ack(first.seq), 1, sender=Role.HOST))
+    assert mcu.receive_data(ack, 0.45) == [InputDelivered(first.seq)]
+
+
+@pytest.mark.parametrize(
+    ("seq", "retransmit"),
+    [(0, False), (1, True)],  # RETX clear (a restarted host), another seq (a new handshake)
+)
+def test_a_hello_that_is_not_a_repeat_starts_a_new_session(seq: int, retransmit: bool) -> None:
+    mcu = mcu_in_session()  # greeted by HELLO seq 0
+    mcu.send_input(InputKind.SHORT_PRESS, 0.1)
+    (first,) = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.1))]
+    hello = encode_frame(encode_message(Hello(), seq, retransmit=retransmit))
+    assert mcu.receive_data(hello, 0.2) == [SessionStarted(1.0, 1)]
+    reply, again = [decode_packet(p) for p in FrameDecoder().feed(mcu.data_to_send(now=0.2))]
+    assert isinstance(reply.msg, HelloReply) and isinstance(again.msg, InputEvent)
+    assert again.seq != first.seq and mcu.counters.sessions == 2
+
+
+def test_a_restarted_host_whose_first_hello_was_lost_starts_a_new_session() -> None:
+    # PROTOCOL.md §5.1 condition 4: a host program counts from 0, so the retransmission of its
+    # lost first HELLO has the seq (0) of the HELLO that started the old program's session. The
+    # old program had executed commands: a host still waiting for its HELLO_REPLY never sends
+    # one, so this cannot be a repeat, and the new program's glow (seq 1, like the old one's)
+    # must be executed, not taken for a retransmission of the old one
+    mcu = mcu_in_session()
+    mcu.receive_data(encode_frame(encode_message(SetGlow(1, 1, 1), 1)), 0.5)
+    assert mcu.figurine.glow == SetGlow(1, 1, 1)
+    retx = encode_frame(encode_message(Hello(), 0, retransmit=True))
+    assert mcu.receive_data(retx, 1.0) == [SessionStarted(1.0, 1)]
+    events = mcu.receive_data(encode_frame(encode_message(SetGlow(2, 2, 2), 1)), 1.0)
+    assert events == [CommandReceived(SetGlow(2, 2, 2), 1)]
+    assert mcu.figurine.glow == SetGlow(2, 2, 2)
+
+
 def test_the_mcu_adopts_the_heartbeat_the_host_announces() -> None:
     mcu = McuProtocol()  # its own default would be 1 s
     mcu.reset(0.0)
