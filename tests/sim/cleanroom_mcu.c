@@ -32,10 +32,15 @@ enum {
 /* §7 */
 enum { UNKNOWN_TYPE = 1, BAD_LENGTH = 2, BAD_VALUE = 3, UNSUPPORTED = 4, NOT_READY = 5 };
 #define ACK_REQ 0x01
+#define RETX 0x02
 
 static uint16_t tx_seq;
 static double last_tx, last_rx, heartbeat_s = 1.0;
 static int session;
+/* §5.1: the seq of the HELLO that started the session, and whether a command was executed in it
+ * (a RETX HELLO with that seq before any command is a repeat: answered, nothing else) */
+static uint16_t session_hello;
+static int executed;
 
 /* §5.0 duplicate detection: the last 32 commands acted on and the last one per type, each with
  * its type, seq, time, and position: how far `newest` had advanced when it was stored plus its
@@ -183,12 +188,15 @@ static void remember(uint8_t type, uint16_t seq, double now) {
     last_by_type[type] = e;
     window[window_next] = e;
     window_next = (window_next + 1) % 32;
+    executed = 1;
 }
 
 static void new_session(uint16_t hello_seq) {
     memset(window, 0, sizeof window);
     memset(last_by_type, 0, sizeof last_by_type);
     window_next = 0;
+    executed = 0;
+    session_hello = hello_seq;
     ahead = 0;
     have_newest = 0;
     note(hello_seq);
@@ -251,6 +259,7 @@ static void handle(const uint8_t *p, size_t n) {
         uint8_t r[16] = {(uint8_t)(seq & 0xFF), (uint8_t)(seq >> 8), v, 1, 1, 0, 9, 0,
                          0x17 /* servo, buzzer, button, display */, 8, 0, 64, 0, 32, 0, MAX_TEXT};
         send_frame(R_HELLO_REPLY, 0, r, sizeof r);
+        if (session && (flags & RETX) && seq == session_hello && !executed) return; /* a repeat */
         session = v != 0;
         if (session) {
             uint16_t hb = u16(b + 2);

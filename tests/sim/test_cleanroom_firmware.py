@@ -25,6 +25,7 @@ from firmware_bridge.core.messages import (
     Flag,
     Heartbeat,
     Hello,
+    HelloReply,
     Message,
     MsgType,
     Nack,
@@ -307,3 +308,48 @@ def test_cleanroom_firmware_checks_lengths_before_values(run: Run, firmware: Pat
 
     nacks = [m for m in run(main()) if isinstance(m, Nack)]
     assert nacks == [Nack(7, NackReason.BAD_LENGTH)]
+
+
+def test_cleanroom_firmware_answers_a_repeated_hello_without_a_new_session(
+    run: Run, firmware: Path
+) -> None:
+    # PROTOCOL.md §5.1: a HELLO with RETX and the seq of the HELLO that started the session, before
+    # any command, is the host still waiting for its reply: answered again, no new session. After
+    # a command the same frame is a restarted host whose first HELLO was lost: a new session, in
+    # which its first glow (seq 1 like the old program's) is executed
+    async def main() -> tuple[list[str], list[Message]]:
+        bench = Bench(firmware)
+        await bench.boot()
+        host = RawHost(bench)
+
+        async def replies(n: int) -> None:
+            async with asyncio.timeout(5):
+                while sum(isinstance(m, HelloReply) for m in host.messages()) < n:
+                    host.arrived.clear()
+                    await host.arrived.wait()
+
+        try:
+            await bench.wait_until(lambda: "BOOT" in bench.lines)
+            await host.send(host.frame(Hello(), 0))
+            await host.send(host.frame(Hello(), 0, retransmit=True))
+            await replies(2)
+            await host.send(host.frame(SetGlow(1, 1, 1), 1))
+            await bench.wait_until(lambda: "GLOW 1 1 1 255 0 0 0" in bench.lines)
+            await host.send(host.frame(Hello(), 0, retransmit=True))
+            await host.send(host.frame(SetGlow(2, 2, 2), 1))
+            await bench.wait_until(lambda: "GLOW 2 2 2 255 0 0 0" in bench.lines)
+            return list(bench.lines), host.messages()
+        finally:
+            host.close()
+            await bench.power_off()
+            bench.close()
+
+    lines, got = run(main())
+    assert lines == [
+        "BOOT",
+        "SESSION 1",  # one session for the HELLO and its repeat
+        "GLOW 1 1 1 255 0 0 0",
+        "SESSION 1",  # the restarted host
+        "GLOW 2 2 2 255 0 0 0",
+    ]
+    assert [m.reply_to for m in got if isinstance(m, HelloReply)] == [0, 0, 0]
