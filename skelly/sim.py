@@ -6,9 +6,12 @@ streaming a scenario through the real ingest protocol, and the figurine link tal
 serial protocol to a simulated MCU on a pseudo-terminal (with the debug socket for
 ``skelly console``).  The figurine's GPIO back end drives gpiozero's MockFactory pins (the same
 device code as on a Pi); ``press short|long|double`` on standard input presses the virtual button
-on the mock button pin (docs/FIGURINE.md §7).  Event time runs ``speed`` times faster than real
-time (one SimClock shared by the host, Storage's windows and Analysis), so a work day plays in
-minutes.
+on the mock button pin (docs/FIGURINE.md §7).  On a terminal the run is drawn as a live view
+(:mod:`skelly.liveview`: the figurine, the focus state and its timeline, coins, links, the latest
+intervention) with single keys ``s``/``l``/``d`` for the button and ``q`` to quit; ``--record``
+writes the captured events as the NDJSON ``skelly send`` and ``skelly replay`` take.  Event
+time runs ``speed`` times faster than real time (one SimClock shared by the host, Storage's
+windows and Analysis), so a work day plays in minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import secrets
 import sys
 import tempfile
@@ -24,13 +28,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bus import Bus, Envelope
+import orjson
+
+from bus import Bus, Delivery, Envelope
 from bus.messages import (
     AnalysisComplete,
     AnimationCommand,
     InterventionRequest,
     InterventionResponse,
     LinkStatus,
+    RawEvent,
     RewardEvent,
     StateChange,
     UserInput,
@@ -38,13 +45,14 @@ from bus.messages import (
 from firmware_bridge.core.protocol import Event
 from firmware_bridge.debug import default_socket_path
 from hw_sim.clock import SimClock
-from hw_sim.gpio import VirtualButton, describe_pins, mock_factory, trim_history
+from hw_sim.gpio import GESTURES, VirtualButton, describe_pins, mock_factory, trim_history
 from hw_sim.host import compressed_storage_config, stream_scenario
 from hw_sim.mcu import SimulatedMcu, describe
 from hw_sim.scenarios import SCENARIOS, scenario
 from skelly import app
 from skelly.config import Config
 from skelly.errors import SkellyError, require_dir
+from skelly.liveview import KEYS_HELP, LiveView, ViewModel, read_keys, single_keys
 
 Say = Callable[[str], None]
 
@@ -61,7 +69,12 @@ class SimOptions:
     headless: bool = False
     """No live lines while it runs (for tests and CI): the start-up lines, then a summary."""
     keys: bool = True
-    """Read ``press short|long|double`` lines from standard input (the virtual button)."""
+    """Read ``press short|long|double`` lines from standard input (the virtual button); with
+    ``view`` on a terminal, single keys instead."""
+    view: bool = False
+    """Draw the live view on standard output (a terminal) instead of printing lines."""
+    record: str = ""
+    """Write the captured events to this file (NDJSON, as ``skelly send`` takes them)."""
 
 
 def check_options(opts: SimOptions) -> None:
@@ -113,6 +126,9 @@ class _Narrator:
         self.coins = 0
         self.gpio_looks: list[str] = []
         self.describe_gpio: Callable[[], str] | None = None
+        self.on_gpio: Callable[[str], None] | None = None
+        self.say_looks = True
+        """Say each new figurine look and pin state (the live view draws them instead)."""
         self.trim_gpio: Callable[[], None] | None = None
         self._gpio_check: asyncio.TimerHandle | None = None
 
@@ -165,9 +181,12 @@ class _Narrator:
         if self.describe_gpio is None:
             return
         line = self.describe_gpio()
+        if self.on_gpio is not None:
+            self.on_gpio(line)
         if not self.gpio_looks or line != self.gpio_looks[-1]:
             self.gpio_looks.append(line)
-            self.say(f"[{self.stamp()}] {line}")
+            if self.say_looks:
+                self.say(f"[{self.stamp()}] {line}")
 
     def on_state(self, env: Envelope) -> None:
         change = env.payload
@@ -203,7 +222,8 @@ class _Narrator:
 
     def on_look(self, look: str) -> None:
         self.looks.append(look)
-        self.say(f"[{self.stamp()}] figurine: {look}")
+        if self.say_looks:
+            self.say(f"[{self.stamp()}] figurine: {look}")
 
     def on_scenario_done(self, name: str, seed: int, sent: int) -> None:
         self.scenarios_done += 1
@@ -245,6 +265,40 @@ class _Narrator:
         return lines
 
 
+class Recorder:
+    """``--record FILE``: every event DataCapture committed, one NDJSON line each, in the form
+    ``skelly send`` and ``skelly replay`` take (docs/INGEST.md §4).  The simulated host starts a
+    new session (its seq from 1 again) each time the scenario repeats, so the file numbers the
+    events 1, 2, 3… by position: one continuous capture with no hello line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
+        self.events = 0
+        try:
+            self._file = self.path.open("wb")
+        except OSError as exc:
+            raise SkellyError(
+                f"cannot write --record {self.path}: {exc.strerror or exc}; give a file in a "
+                "directory you can write"
+            ) from None
+
+    def attach(self, bus: Bus) -> None:
+        # reliable: a full queue dead-letters (counted) rather than dropping silently
+        bus.subscribe(
+            self.on_event, types=RawEvent, mode=Delivery.RELIABLE, maxsize=65536, name="sim.record"
+        )
+
+    def on_event(self, env: Envelope) -> None:
+        ev = env.payload
+        assert isinstance(ev, RawEvent)
+        self.events += 1
+        line = {"kind": ev.kind, "seq": self.events, "ts": ev.ts, **dict(ev.attrs)}
+        self._file.write(orjson.dumps(line) + b"\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
 async def run(
     config: Config, opts: SimOptions, say: Say = print, stop: asyncio.Event | None = None
 ) -> int:
@@ -274,12 +328,34 @@ def make_state_dir(path: str) -> Path:
 async def _run(
     config: Config, opts: SimOptions, state_dir: Path, say: Say, stop: asyncio.Event
 ) -> int:
+    recorder = await asyncio.to_thread(Recorder, opts.record) if opts.record else None
+    try:
+        return await _run_recorded(config, opts, state_dir, say, stop, recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+async def _run_recorded(
+    config: Config,
+    opts: SimOptions,
+    state_dir: Path,
+    say: Say,
+    stop: asyncio.Event,
+    recorder: Recorder | None,
+) -> int:
     clock = SimClock(opts.speed)
-    narrator = _Narrator(clock, say, live=not opts.headless)
+    model = ViewModel() if opts.view else None
+    # in the live view the narration becomes the view's last few lines
+    narrator = _Narrator(
+        clock, model.add_line if model else say, live=model is not None or not opts.headless
+    )
     last_look = [""]
     started = (time.monotonic(), clock.now())
 
     def on_mcu_change(mcu: SimulatedMcu, event: Event | None) -> None:
+        if model is not None:
+            model.on_look(mcu.visible)
         look = describe(mcu.visible)
         if look != last_look[0]:
             last_look[0] = look
@@ -295,6 +371,16 @@ async def _run(
         token = secrets.token_urlsafe(32)
         bus = app.make_bus(cfg)
         narrator.attach(bus)
+        view = None
+        if model is not None:
+            narrator.on_gpio = model.on_pins
+            narrator.say_looks = False
+            view = LiveView(
+                model, clock.now, title=f"skelly sim · {opts.scenario} · {opts.speed:g}x"
+            )
+            view.attach(bus)
+        if recorder is not None:
+            recorder.attach(bus)
         modules = app.build_modules(
             cfg,
             event_clock=clock.now,
@@ -326,38 +412,102 @@ async def _run(
                 f"{opts.speed:g}x; serial console: skelly console --socket "
                 f"{default_socket_path(state_dir)}; Ctrl-C to stop"
             )
-            if opts.keys:
+            if recorder is not None:
+                say(f"skelly sim: recording the captured events to {recorder.path}")
+            single = opts.keys and view is not None and _is_terminal(sys.stdin)
+            if single:
+                say(
+                    "skelly sim: the figurine's button is on mock GPIO"
+                    f"{cfg.figurine.gpio.button}: keys {KEYS_HELP}"
+                )
+            elif opts.keys:
                 say(
                     "skelly sim: the figurine's button is on mock GPIO"
                     f"{cfg.figurine.gpio.button}: type press short|long|double and Enter"
                 )
-                _read_keys(asyncio.get_running_loop(), button, say)
-            host = asyncio.create_task(
-                _host_loop(opts, clock, port, token, narrator), name="sim-host"
-            )
-            stopper = asyncio.create_task(stop.wait(), name="sim-stop-wait")
-            try:
-                await asyncio.wait(
-                    {stopper, host},
-                    timeout=opts.duration or None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                stopper.cancel()
-                await _cancel(host)
+                _read_keys(asyncio.get_running_loop(), button, model.add_line if model else say)
+            with contextlib.ExitStack() as keys:
+                if single:
+                    keys.enter_context(single_keys(sys.stdin.fileno()))
+                    keys.callback(_single_keys(button, model, stop, cfg.figurine.gpio.button))
+                await _until_done(opts, clock, port, token, narrator, stop, view)
         finally:
-            narrator.describe_gpio = narrator.trim_gpio = None
+            narrator.describe_gpio = narrator.trim_gpio = narrator.on_gpio = None
             await app.stop_all(modules)
             await bus.aclose()
             pins.reset()
-    if opts.headless:
+    if opts.headless or opts.view:
         for line in narrator.summary(time.monotonic() - started[0], clock.now() - started[1]):
             say(line)
+    if recorder is not None:
+        say(f"skelly sim: recorded {recorder.events} captured events to {recorder.path}")
     say(
         f"skelly sim: stopped cleanly after {narrator.windows} analysis windows and "
         f"{len(narrator.changes)} focus changes"
     )
     return 0
+
+
+async def _until_done(
+    opts: SimOptions,
+    clock: SimClock,
+    port: int,
+    token: str,
+    narrator: _Narrator,
+    stop: asyncio.Event,
+    view: LiveView | None,
+) -> None:
+    """The simulated host (and the view) until ``stop``, the duration, or the host failing."""
+    host = asyncio.create_task(_host_loop(opts, clock, port, token, narrator), name="sim-host")
+    drawing = asyncio.create_task(view.run(), name="sim-view") if view is not None else None
+    stopper = asyncio.create_task(stop.wait(), name="sim-stop-wait")
+    waited: set[asyncio.Task[None] | asyncio.Task[bool]] = {stopper, host}
+    if drawing is not None:
+        waited.add(drawing)
+    try:
+        await asyncio.wait(
+            waited, timeout=opts.duration or None, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopper.cancel()
+        if drawing is not None:  # leave the alternate screen before anything else is said
+            drawing.cancel()
+            await asyncio.gather(drawing, return_exceptions=True)
+        await _cancel(host)
+    if drawing is not None and not drawing.cancelled() and drawing.exception() is not None:
+        raise SkellyError(f"the live view failed: {drawing.exception()}")
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty()) and os.isatty(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _single_keys(
+    button: VirtualButton, model: ViewModel | None, stop: asyncio.Event, pin: int
+) -> Callable[[], None]:
+    """s / l / d press the virtual button, q stops; returns the undo."""
+    loop = asyncio.get_running_loop()
+    presses: set[asyncio.Task[None]] = set()
+    by_key = {g[0]: g for g in GESTURES}
+
+    def on_key(char: str) -> None:
+        char = char.lower()
+        if char == "q":
+            if model is not None:
+                model.add_line("skelly sim: q pressed, stopping")
+            stop.set()
+        elif char in by_key:
+            gesture = by_key[char]
+            if model is not None:
+                model.add_line(f"key {char}: {gesture} press on mock GPIO{pin}")
+            task = loop.create_task(button.press(gesture), name="sim-press")
+            presses.add(task)
+            task.add_done_callback(presses.discard)
+
+    return read_keys(loop, sys.stdin.fileno(), on_key)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hw_sim.scenarios import SCENARIOS
 from skelly import app
@@ -17,15 +18,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs all eight modules on real code paths: a simulated host streams a scenario over "
             "TCP, SQLite stores it, analysis classifies it and the figurine link drives a "
-            "simulated MCU on a pseudo-terminal. Event time runs --speed times faster."
+            "simulated MCU on a pseudo-terminal. Event time runs --speed times faster. On a "
+            "terminal it draws a live view (the figurine's glow, posture, face and text, the "
+            "focus state and its timeline, coins, links, the latest intervention) with keys s / "
+            "l / d for a short / long / double press of the figurine's button and q to quit; "
+            "otherwise it prints a line per event."
         ),
     )
     p.add_argument("--config", help="TOML config file (default: built-in defaults)")
     p.add_argument(
         "--headless",
         action="store_true",
-        help="no live lines while it runs (for tests and CI): the start-up lines, then a summary "
-        "of links, focus changes, figurine looks and events when it stops",
+        help="no live view or lines while it runs (for tests and CI): the start-up lines, then "
+        "a summary of links, focus changes, figurine looks and events when it stops",
+    )
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        default="",
+        help="write the captured events to FILE as NDJSON, the input `skelly send` and "
+        "`skelly replay` take",
     )
     p.add_argument(
         "--scenario", default="workday", choices=sorted(SCENARIOS), help="what the host does"
@@ -49,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         state_dir=args.state_dir,
         headless=args.headless,
+        view=not args.headless and sys.stdout.isatty(),
+        record=args.record,
     )
     simulator.check_options(opts)
 
