@@ -222,6 +222,10 @@ class Link:
         self.heartbeat_ms = 1000
         self.last_rx = 0
         self.last_tx = 0
+        # §5.1: the seq of the HELLO that started the session, and whether a command was executed
+        # in it (a RETX HELLO with that seq before any command is a repeat: answered, no more)
+        self._hello_seq = -1
+        self._executed = False
         # §5.0: newest seq, how far it moved (not wrapping), and two memories of acted-on frames
         self._newest = 0
         self._ahead = 0
@@ -355,6 +359,7 @@ class Link:
         self._d_next = (i + 1) % _DUP_N
         self._put(i, t, seq, pos, now)
         self._put(_DUP_N + slot, t, seq, pos, now)
+        self._executed = True
 
     def _put(self, k, t, seq, pos, now):
         self._d_used[k] = 1
@@ -388,6 +393,9 @@ class Link:
         tx[18] = self.display_h >> 8
         tx[19] = self.max_text
         self._send(R_HELLO_REPLY, 0, self._next_seq(), 16, now)
+        if self.session and dec[1] & _RETX and seq == self._hello_seq and not self._executed:
+            self.duplicates += 1  # a repeat: the host still waits for the reply (§5.1)
+            return
         if not v:
             if self.session:
                 self._end_session("no common version")
@@ -395,6 +403,8 @@ class Link:
         self.heartbeat_ms = hb if hb >= 50 else 50
         self._newest = seq
         self._ahead = 0
+        self._hello_seq = seq
+        self._executed = False
         for i in range(_DUP_N + 7):
             self._d_used[i] = 0
         self.session = True

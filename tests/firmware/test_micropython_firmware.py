@@ -21,6 +21,7 @@ from firmware_bridge.core.messages import (
     Heartbeat,
     Hello,
     HelloReply,
+    InputEvent,
     InputKind,
     MsgType,
     Nack,
@@ -127,12 +128,6 @@ def test_presses_are_reported_once_each(run: Run) -> None:
             host = Host(rig)
             async with host.link:
                 await host.link.wait_up(timeout=allow(10))
-                # a first round trip: a HELLO the host repeated because it saw the firmware's
-                # BOOT while handshaking starts a new session (§5.1), in which events still
-                # unacknowledged are sent again with fresh seqs (§6.3, at-least-once); after
-                # it, this one session lasts
-                host.protocol.set_glow(1, 1, 1)
-                await host.sync()
                 for press in ("short 90", "long 1200", "double 110", "short 40"):
                     rig.control(f"press {press}")
                 await rig.wait_until(
@@ -162,14 +157,21 @@ def test_a_press_before_the_host_greets_is_delivered_in_the_session(run: Run) ->
             await rig.wait_until(lambda: "PRESSED long 800" in rig.lines)
             host = Host(rig)
             async with host.link:
-                await rig.wait_until(lambda: bool(host.of(InputReceived)), allow(10))
+                # the firmware has its ACK: a second report, had there been one, came before
+                await rig.wait_until(
+                    lambda: (
+                        bool(host.of(InputReceived))
+                        and any(ln.startswith("ANSWERED") for ln in rig.lines)
+                    ),
+                    allow(10),
+                )
             return rig, host.of(InputReceived)
 
     rig, got = run(main())
-    # at least once: a HELLO the host repeats (a slow reply) starts a new session, in which the
-    # event still unacknowledged is sent again under a new seq (§6.3)
-    assert got
-    assert {(e.event.kind, e.event.duration_ms) for e in got} == {(InputKind.LONG_PRESS, 800)}
+    # once: a HELLO the host repeats (it saw the BOOT, or the reply was slow) is answered again
+    # and does not start a new session that would send the event again under a new seq (§5.1)
+    assert [(e.event.kind, e.event.duration_ms) for e in got] == [(InputKind.LONG_PRESS, 800)]
+    assert rig.lines.count("SESSION 1") == 1
     assert rig.lines.index("PRESSED long 800") < rig.lines.index("SESSION 1")
 
 
@@ -307,6 +309,47 @@ def test_raw_frames_get_the_answers_the_document_gives() -> None:
     assert rig.applied("TONE") == ["APPLY TONE 660 100 128"]
 
 
+def test_a_repeated_hello_keeps_the_session_and_the_pending_press() -> None:
+    # PROTOCOL.md §5.1: a HELLO with RETX and the seq of the HELLO that started the session,
+    # before any command, is the host still waiting for its reply: answered again, and the press
+    # waiting for its ACK keeps its seq (it used to start a new session that sent the press again
+    # under a fresh seq: reported twice). After a command, the same frame comes from a restarted
+    # host whose first HELLO was lost: a new session, in which its glow (seq 1, like the old
+    # program's) is executed
+    async def main() -> tuple[FirmwareRig, list[tuple[int, Any]]]:
+        async with FirmwareRig() as rig:
+            raw = RawHost(rig)
+            try:
+                rig.control("press short 90")
+                await rig.wait_until(lambda: "PRESSED short 90" in rig.lines)
+                await raw.send(raw.frame(Hello(), 0))
+                await raw.wait_for(lambda: bool(raw.of(InputEvent)))
+                await raw.send(raw.frame(Hello(), 0, retransmit=True))
+                await raw.wait_for(lambda: len(raw.of(HelloReply)) == 2)
+                (seq,) = {s for s, m in raw.messages() if isinstance(m, InputEvent)}
+                await raw.send(raw.frame(Ack(seq), 1))
+                await raw.wait_for(lambda: f"ANSWERED {seq}" in rig.lines)
+                await raw.send(raw.frame(SetGlow(1, 1, 1), 2))
+                await raw.wait_for(lambda: "APPLY GLOW 1 1 1 255 0 0 0" in rig.lines)
+                inputs = {s for s, m in raw.messages() if isinstance(m, InputEvent)}
+                assert inputs == {seq}  # never sent under another seq
+                assert rig.lines.count("SESSION 1") == 1
+                await raw.send(raw.frame(Hello(), 0, retransmit=True))
+                await raw.send(raw.frame(SetGlow(2, 2, 2), 1))
+                await raw.wait_for(lambda: "APPLY GLOW 2 2 2 255 0 0 0" in rig.lines)
+                await raw.wait_for(lambda: len(raw.of(HelloReply)) == 3)
+                stats = await rig.ask("stats", "STATS")
+                assert " dup=1 " in stats, stats  # the repeat
+                return rig, raw.messages()
+            finally:
+                raw.close()
+
+    rig, got = asyncio.run(main())
+    assert rig.lines.count("SESSION 1") == 2
+    assert [m.reply_to for _, m in got if isinstance(m, HelloReply)] == [0, 0, 0]
+    assert not rig.errors()
+
+
 def test_a_command_after_the_host_counter_wrapped_is_executed() -> None:
     # PROTOCOL.md §5.0: 65,536 frames after a TONE with seq 5, a new TONE with seq 5 is a new
     # command (ahead of the newest seq), not a retransmission; its retransmission right after is
@@ -347,8 +390,6 @@ def test_noisy_line_converges_and_reports_each_press_once() -> None:
             host = Host(rig)
             async with host.link:
                 await host.link.wait_up(timeout=allow(10))
-                host.protocol.set_glow(1, 1, 1)  # past a repeated HELLO (see the press test)
-                await host.sync()
                 presses = await noisy_session(rig, host, 8.0, seed=3)
                 await host.sync(allow(30))
                 await rig.wait_until(

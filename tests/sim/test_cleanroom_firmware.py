@@ -338,6 +338,7 @@ def test_cleanroom_firmware_answers_a_repeated_hello_without_a_new_session(
             await host.send(host.frame(Hello(), 0, retransmit=True))
             await host.send(host.frame(SetGlow(2, 2, 2), 1))
             await bench.wait_until(lambda: "GLOW 2 2 2 255 0 0 0" in bench.lines)
+            await replies(3)
             return list(bench.lines), host.messages()
         finally:
             host.close()
