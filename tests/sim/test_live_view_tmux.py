@@ -1,0 +1,106 @@
+"""`skelly sim` on a real terminal as a person sees it: run under tmux, read the captured pane.
+
+The view shows the figurine and the pipeline's state; the key ``d`` makes a double press on the
+mock button pin that comes back through the figurine module as a UserInput the view shows; ``q``
+quits cleanly and leaves the terminal as it found it (canonical mode and echo back on).  Every
+wait is for what the pane shows, so a slow machine only waits longer.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.slowness import allow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tmux() -> Iterator[Callable[..., str]]:
+    """A private tmux server (its own socket, no user config), killed after the test."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: apt-get install tmux")
+    name = f"skelly-test-{uuid.uuid4().hex[:8]}"
+
+    def call(*args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", name, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=allow(30.0),
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        yield call
+    finally:
+        subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, timeout=30)
+
+
+def _wait_for(
+    tmux: Callable[..., str], pred: Callable[[str], bool], timeout: float, *flags: str
+) -> str:
+    deadline = time.monotonic() + allow(timeout)
+    while True:
+        pane = tmux("capture-pane", "-p", "-t", "sim", *flags)
+        if pred(pane):
+            return pane
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the pane never showed it:\n{pane}")
+        time.sleep(0.2)
+
+
+def test_the_live_view_on_a_terminal_with_keys(tmux: Callable[..., str], tmp_path: Path) -> None:
+    sim = shlex.join([sys.executable, "-m", "skelly.cli", "sim", "--speed", "120"])
+    # after the sim: its exit status and whether the terminal is back in canonical mode with echo
+    script = (
+        f"cd {shlex.quote(str(ROOT))} && {sim}; echo EXIT=$?; "
+        "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo; sleep 600"
+    )
+    env = f"HOME={shlex.quote(str(tmp_path))} COLORTERM=truecolor"
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "sim",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        f"env {env} sh -c {shlex.quote(script)}",
+    )
+
+    def viewing(pane: str) -> bool:
+        return "● host up" in pane and "● MCU up" in pane and "focus " in pane
+
+    pane = _wait_for(tmux, viewing, 90)
+    assert "s short press · l long press · d double press · q quit" in pane
+    assert "last 60 min" in pane and "glow " in pane and "face " in pane
+    assert any(bones in pane for bones in ("'-+-'", "~~~~~~~~~~~~~"))  # the skeleton is drawn
+    assert "button       none yet" in pane
+    # in colour: the glow swatch is six cells of background colour next to its hex
+    coloured = tmux("capture-pane", "-p", "-e", "-t", "sim")
+    glow_row = next(line for line in coloured.splitlines() if "glow " in line)
+    assert "\x1b[48;" in glow_row, glow_row
+
+    tmux("send-keys", "-t", "sim", "d")
+    pane = _wait_for(tmux, lambda p: "double press (gpio)" in p, 60)
+    assert "key d: double press on mock GPIO" in pane
+
+    tmux("send-keys", "-t", "sim", "q")
+    pane = _wait_for(tmux, lambda p: "EXIT=" in p, 60)
+    assert "EXIT=0" in pane, pane
+    assert "skelly sim: stopped cleanly" in pane
+    assert "button presses: 1" in pane  # the summary after the view
+    assert "icanon echo" in pane, pane  # the terminal settings are restored
+    assert "Traceback" not in pane
