@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import sys
 import termios
 import tty
 from collections.abc import Callable, Iterator
@@ -84,15 +86,20 @@ class LiveView:
         """Redraw at most ``fps`` times a second, and only when the drawing changed.
 
         The alternate screen (as ``top`` uses) keeps the view in place; stray writes to stdout
-        or stderr (a log line) are printed through rich instead of tearing the view."""
+        or stderr, and the log lines of handlers writing to stderr, are printed through rich
+        instead of tearing the view."""
         shown: tuple[object, ...] | None = None
-        with Live(
-            console=self.console,
-            screen=True,
-            auto_refresh=False,
-            redirect_stdout=True,
-            redirect_stderr=True,
-        ) as live:
+        stderr = sys.stderr
+        with (
+            Live(
+                console=self.console,
+                screen=True,
+                auto_refresh=False,
+                redirect_stdout=True,
+                redirect_stderr=True,
+            ) as live,
+            _logs_to(stderr, sys.stderr),
+        ):
             while True:
                 self.checks += 1
                 now = self.now()
@@ -102,6 +109,23 @@ class LiveView:
                     live.update(render(self.model, now, title=self.title), refresh=True)
                     self.renders += 1
                 await asyncio.sleep(1.0 / self.fps)
+
+
+@contextlib.contextmanager
+def _logs_to(old: object, new: object) -> Iterator[None]:
+    """Point the logging handlers that write to ``old`` at ``new`` while inside."""
+    moved = [
+        h
+        for h in logging.getLogger().handlers
+        if type(h) is logging.StreamHandler and h.stream is old and new is not old
+    ]
+    for handler in moved:
+        handler.setStream(new)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(old)
 
 
 @contextlib.contextmanager

@@ -60,25 +60,21 @@ def _wait_for(
         time.sleep(0.2)
 
 
-def test_the_live_view_on_a_terminal_with_keys(tmux: Callable[..., str], tmp_path: Path) -> None:
+def _start_sim(tmux: Callable[..., str], home: Path) -> None:
+    """``skelly sim`` in a 100x30 tmux pane; after it the pane says its exit status and whether
+    the terminal is back in canonical mode with echo."""
     sim = shlex.join([sys.executable, "-m", "skelly.cli", "sim", "--speed", "120"])
-    # after the sim: its exit status and whether the terminal is back in canonical mode with echo
-    script = (
-        f"cd {shlex.quote(str(ROOT))} && {sim}; echo EXIT=$?; "
+    script = (  # the shell survives a Ctrl-C (its trap is reset to the default for the sim)
+        f"trap : INT; cd {shlex.quote(str(ROOT))} && {sim}; echo EXIT=$?; "
         "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo; sleep 600"
     )
-    env = f"HOME={shlex.quote(str(tmp_path))} COLORTERM=truecolor"
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "sim",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        f"env {env} sh -c {shlex.quote(script)}",
-    )
+    env = f"HOME={shlex.quote(str(home))} COLORTERM=truecolor"
+    command = f"env {env} sh -c {shlex.quote(script)}"
+    tmux("new-session", "-d", "-s", "sim", "-x", "100", "-y", "30", command)
+
+
+def test_the_live_view_on_a_terminal_with_keys(tmux: Callable[..., str], tmp_path: Path) -> None:
+    _start_sim(tmux, tmp_path)
 
     def viewing(pane: str) -> bool:
         return "● host up" in pane and "● MCU up" in pane and "focus " in pane
@@ -103,4 +99,16 @@ def test_the_live_view_on_a_terminal_with_keys(tmux: Callable[..., str], tmp_pat
     assert "skelly sim: stopped cleanly" in pane
     assert "button presses: 1" in pane  # the summary after the view
     assert "icanon echo" in pane, pane  # the terminal settings are restored
+    assert "Traceback" not in pane
+
+
+def test_ctrl_c_leaves_the_view_and_restores_the_terminal(
+    tmux: Callable[..., str], tmp_path: Path
+) -> None:
+    _start_sim(tmux, tmp_path)
+    _wait_for(tmux, lambda p: "q quit" in p and "● MCU up" in p, 90)
+    tmux("send-keys", "-t", "sim", "C-c")
+    pane = _wait_for(tmux, lambda p: "EXIT=" in p, 60)
+    assert "EXIT=0" in pane and "skelly sim: stopped cleanly" in pane, pane
+    assert "icanon echo" in pane, pane
     assert "Traceback" not in pane

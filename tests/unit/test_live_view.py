@@ -5,12 +5,14 @@ fallback, and no colour at all)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 from rich.segment import Segment
 
@@ -233,3 +235,34 @@ def test_live_view_redraws_only_on_change(run: Run) -> None:
 
     run(main())
     assert "a new line" in console.export_text()
+
+
+def test_log_lines_go_through_the_view_not_over_it(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A warning logged to stderr while the view is up is printed by rich, not over the view."""
+    console = Console(
+        record=True, force_terminal=True, color_system="truecolor", width=80, height=30
+    )
+    view = LiveView(_model(), lambda: T0 + 1800, console, fps=1000.0)
+    handler = logging.StreamHandler()  # writes to sys.stderr, as logging.basicConfig's does
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    async def main() -> None:
+        task = asyncio.create_task(view.run())
+        try:
+            await eventually(lambda: view.renders >= 1)
+            logging.getLogger("test").warning("storage: a warning while the view is up")
+            await eventually(lambda: view.checks >= 5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        run(main())
+    finally:
+        root.removeHandler(handler)
+    assert "storage: a warning while the view is up" in console.export_text()
+    assert "a warning" not in capsys.readouterr().err
+    assert handler.stream is sys.stderr  # pointed back after the view
