@@ -422,6 +422,25 @@ DESIGNING = Behaviour(
     apps=(DESIGN, BROWSER, DOCS),
 )
 """Design work in flow: mostly the pointer (dragging, clicking), a few keys now and then."""
+EMAIL = Behaviour(
+    iki_s=0.17,
+    iki_cv=0.35,
+    burst_keys=18,
+    pause_s=4.0,
+    pause_cv=0.8,
+    correction_p=0.06,
+    mouse_p=0.12,
+    mouse_speed=400,
+    clicks_per_s=0.3,
+    think_p=0.15,
+    think_s=20.0,
+    scroll_p=0.03,
+    dwell_s=240,
+    side_dwell_s=25,
+    apps=(MAIL, BROWSER, CHAT),
+)
+"""Ordinary e-mail work (NEUTRAL): fluent typing of replies in the mail app, reading in between,
+now and then a look at the browser or the chat; as steady as flow at the keyboard."""
 THINKING = replace(PROFILES[FocusState.FLOW], think_p=0.2, think_s=30.0)
 """A coder in flow who stops to think for 15-45 s every few bursts."""
 FOCUSED_WORK = frozenset({F, N})
@@ -452,8 +471,9 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     "steady_transitioning": (Segment(T, 40),),
     "steady_distracted": (Segment(D, 40),),
     "long_hyperfocus": (Segment(F, 4), Segment(H, 100), Segment(IDLE, 3)),
+    "email": (Segment(N, 40, EMAIL),),
     "reading": (Segment(N, 40, READING, FOCUSED_WORK),),
-    "design": (Segment(F, 40, DESIGNING, FOCUSED_WORK),),
+    "design": (Segment(N, 40, DESIGNING, FOCUSED_WORK),),
     "thinker": (Segment(F, 40, THINKING),),
     "coffee": (Segment(F, 15), Segment(IDLE, 8), Segment(F, 15), Segment(N, 5)),
     "switching": (
@@ -468,7 +488,7 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     ),
 }
 
-STEADY = ("steady_flow", "steady_neutral", "steady_transitioning", "steady_distracted")
+STEADY = ("steady_flow", "steady_neutral", "steady_transitioning", "steady_distracted", "email")
 """Scripts of one activity for 40 minutes: state changes per hour are counted on these."""
 PERSONAS: dict[str, Perturb | None] = {
     "fast": Perturb(iki=0.6),

@@ -103,6 +103,7 @@ class AnalysisConfig:
     flow_rel_iki: Ramp = (1.4, 1.8)
     steady_rcv: Ramp = (0.42, 0.62)
     flow_pointer: Ramp = (0.3, 0.5)
+    flow_non_work: Ramp = (0.3, 0.5)
     one_app_share: Ramp = (0.5, 0.7)
     settled_app_share: Ramp = (0.65, 0.8)
     settled_long_share: Ramp = (0.8, 0.9)
@@ -261,6 +262,11 @@ def _dense(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
     )
 
 
+def _non_work(x: WindowFeatures) -> float:
+    """Share of time in apps that are not work (communication, media, games; browser half)."""
+    return min(x.comm_share + x.leisure_share + 0.5 * x.browser_share, 1.0)
+
+
 def _switching(x: WindowFeatures, cfg: AnalysisConfig) -> float:
     return min(up(x.switches_per_min, cfg.hop_spm), up(x.dominant_app_share, cfg.hop_app_share))
 
@@ -268,8 +274,7 @@ def _switching(x: WindowFeatures, cfg: AnalysisConfig) -> float:
 def _distracted(x: WindowFeatures, cfg: AnalysisConfig) -> float:
     typing = up(x.key_count, cfg.typing_keys) if x.iki_n >= cfg.min_iki_samples else 0.0
     erratic = min(typing, up(x.iki_rcv, cfg.erratic_rcv))
-    non_work = min(x.comm_share + x.leisure_share + 0.5 * x.browser_share, 1.0)
-    return _switching(x, cfg) * (0.75 + 0.25 * max(x.rapid_switch_ratio, erratic, non_work))
+    return _switching(x, cfg) * (0.75 + 0.25 * max(x.rapid_switch_ratio, erratic, _non_work(x)))
 
 
 def _engaged(x: WindowFeatures, cfg: AnalysisConfig) -> float:
@@ -296,6 +301,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         _focused_typing(m, cfg, k),
         up(m.dominant_app_share, cfg.one_app_share),
         down(m.pointer_frac, cfg.flow_pointer),
+        down(_non_work(m), cfg.flow_non_work),
         settled,
     )
     # a thinking pause inside focused work: the last minutes were focused typing and nothing
@@ -304,6 +310,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         _sustained_typing(c, cfg, k),
         up(c.dominant_app_share, cfg.one_app_share),
         down(c.pointer_frac, cfg.flow_pointer),
+        down(_non_work(c), cfg.flow_non_work),
         up(c.dominant_app_share, cfg.settled_app_share),
         down(m.pointer_frac, cfg.hold_pointer),
         down(m.new_switches_per_min, cfg.hold_spm),

@@ -320,3 +320,14 @@ def test_a_long_gap_restarts_the_tracker_and_reports_the_change() -> None:
 def test_first_window_sets_the_state_without_a_change() -> None:
     step = StateTracker().update(10.0, cls(S.NEUTRAL))
     assert step.state is S.NEUTRAL and step.transition is None and step.time_in_state_s == 0
+
+
+def test_fluent_typing_in_the_mail_app_is_ordinary_work_not_flow() -> None:
+    """Issue 8: e-mail-style work read as FLOW half of the time; steady typing counts as flow
+    only in work apps (code, terminal, docs, office, design; unknown apps too)."""
+    mail = dataclasses.replace(FLOW, work_share=0.0, comm_share=1.0)
+    browser = dataclasses.replace(FLOW, work_share=0.0, browser_share=1.0)
+    unknown = dataclasses.replace(FLOW, work_share=0.0)
+    assert classify(mail, CFG).state is S.NEUTRAL
+    assert classify(browser, CFG).state is S.NEUTRAL
+    assert classify(unknown, CFG).state is S.FLOW
