@@ -3,18 +3,21 @@
 Theory of operation
 -------------------
 Storage publishes an :class:`EventBatch` (30 s of events, one every 10 s).  For each batch the
-pure :class:`WindowAnalyzer` computes the features of the whole window, of its late part (last
-``late_s``) and of its recent slice (last ``recent_s``) (``modules.analysis_features``),
-classifies all three (``modules.analysis_rules.classify``) and feeds them to the
-hysteresis/time-in-state tracker.  The engine publishes one
-:class:`AnalysisComplete` per window and a :class:`StateChange` (priority High) when the tracker
-changes state.  All durations are event time (``window_end``); nothing here reads a clock.
+pure :class:`WindowAnalyzer` adds the events to the host's recent history, computes the features
+of the window, of the last minute and of the last few minutes (``modules.analysis_features``),
+the silence since the last deliberate input and the person's typing scale
+(``modules.analysis_baseline``), classifies the window with that context
+(``modules.analysis_rules.classify``) and feeds it to the evidence/time-in-state tracker.  The
+engine publishes one :class:`AnalysisComplete` per window and a :class:`StateChange` (priority
+High) when the tracker changes state.  All durations are event time (``window_end``); nothing
+here reads a clock.
 
-Windows are analysed per host (``EventBatch.host_id``): each host has its own tracker and focus
-context (at most ``MAX_HOSTS``), and its AnalysisComplete/StateChange carry its ``host_id``.  A
-window with non-finite bounds is refused and the module reports Degraded until a good window
-arrives.  The analyzer remembers the last few focus events before each window so it knows which
-app was in front when the window started.
+Windows are analysed per host (``EventBatch.host_id``): each host has its own analyzer, tracker,
+history and baseline (at most ``MAX_HOSTS``), and its AnalysisComplete/StateChange carry its
+``host_id``.  The baselines are read from and saved to the engine's store (Storage's state,
+``analysis.baseline``) at start, every ``BASELINE_SAVE_EVERY`` windows and at stop.  A window
+with non-finite bounds is refused and the module reports Degraded until a good window arrives.
+:meth:`AnalysisEngine.process` is the same path without the bus (``skelly replay``).
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ class WindowAnalyzer:
         self._remember(events, window_end)
         scale = self.baseline.scale
         medium = compute_features(
-            self._events, max(window_end - cfg.focus_s, -math.inf), window_end, self.params, focus
+            self._events, window_end - cfg.focus_s, window_end, self.params, focus
         )
         long = compute_features(
             self._events, window_end - cfg.context_s, window_end, self.params, focus
