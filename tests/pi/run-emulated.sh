@@ -14,14 +14,15 @@
 #  2. builds a minimal arm64 bookworm root with what a Pi owner has or installs (python3,
 #     python3-venv, gcc, systemd for systemd-analyze, ...) with mmdebstrap, once: the result is
 #     cached as a tarball ($SKELLY_PI_CACHE, default ~/.cache/skelly-pi; about 10 minutes);
-#  3. unpacks it into a scratch directory, copies this checkout there (without .git, venvs and
-#     caches) and, inside a private mount namespace (nothing stays mounted afterwards), runs
+#  3. unpacks it into a scratch directory, copies this checkout there as /work/main (without
+#     .git, venvs and caches; ../shared/tools beside it when present, as CI has it) and, inside a private mount namespace (nothing stays mounted afterwards), runs
 #     `.ci/run` in the chroot: the README's own test command, which makes a fresh venv, installs
 #     the project with its test extras as a Pi owner would, and runs the whole suite;
 #  4. exports SKELLY_TEST_SLOWNESS=20 (tests/slowness.py): emulation is 5-20x slower, and the
 #     few tests that bound real time on purpose get that documented allowance, never a skip.
 #
-# pip's cache lives next to the tarball, so the dependencies are downloaded once.
+# pip's cache and the arm64 MicroPython build (tests/firmware) live next to the tarball, so the
+# dependencies are downloaded and MicroPython compiled once.
 # Exit status: the suite's (0 = passed), or 2 when the emulated root could not be made.
 set -euo pipefail
 
@@ -32,9 +33,9 @@ SLOWNESS="${SKELLY_TEST_SLOWNESS:-20}"
 MIRROR="${SKELLY_PI_MIRROR:-http://deb.debian.org/debian}"
 # a Pi owner's Raspberry Pi OS Lite has python3, python3-venv/pip, gcc; systemd-analyze comes
 # with systemd; tzdata (Raspberry Pi OS has it; the time-zone tests need it);
-# python3-seccomp for the unit's system call filter test; procps for ps; tmux for the live view
+# python3-seccomp for the unit's system call filter test; make for MicroPython; procps for ps; tmux for the live view
 # test of skelly sim (tests/sim/test_live_view_tmux.py)
-PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,ca-certificates,procps,util-linux,passwd,tmux"
+PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,make,ca-certificates,procps,util-linux,passwd,tmux"
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 TARBALL="$CACHE/$SUITE-$ARCH.tar"
 
@@ -121,22 +122,29 @@ fi
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
 fi
-mkdir -p "$rootfs/src" "$rootfs/root/.cache/pip"
+# the clone at /work/main and the shared tools beside it (../shared/tools, as on the CI machines:
+# tests/firmware builds MicroPython with them); the MicroPython build is cached next to the root
+src=/work/main
+mkdir -p "$rootfs$src" "$rootfs/root/.cache/pip" "$rootfs/cache/micropython" "$CACHE/micropython"
+if [ -d "$ROOT_DIR/../shared/tools" ]; then
+  mkdir -p "$rootfs/work/shared"
+  cp -a "$ROOT_DIR/../shared/tools" "$rootfs/work/shared/tools"
+fi
 # the checkout as a fresh clone would have it: no VCS data, venvs, caches or build products
 if [ "$source" = head ]; then
-  git -C "$ROOT_DIR" archive --format=tar HEAD | tar -C "$rootfs/src" -xf -
+  git -C "$ROOT_DIR" archive --format=tar HEAD | tar -C "$rootfs$src" -xf -
 else
   tar -C "$ROOT_DIR" \
   --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
   --exclude='*.egg-info' --exclude='__pycache__' --exclude=./.mypy_cache \
   --exclude=./.ruff_cache --exclude=./.hypothesis --exclude=./.cache --exclude=./var \
-  -cf - . | tar -C "$rootfs/src" -xf -
+  -cf - . | tar -C "$rootfs$src" -xf -
 fi
 
 if [ "$mode" = shell ]; then
   inner='exec bash -l'
 else
-  inner='cd /src && python3 --version && uname -m && bash .ci/run'
+  inner="cd $src && python3 --version && uname -m && bash .ci/run"
 fi
 
 say "running in the emulated root (SKELLY_TEST_SLOWNESS=$SLOWNESS)"
@@ -150,9 +158,11 @@ unshare --mount --propagation private env \
   mount --rbind /dev "$ROOTFS/dev"
   mount -t tmpfs -o mode=1777 tmpfs "$ROOTFS/tmp"
   mount --bind "$CACHE/pip" "$ROOTFS/root/.cache/pip"
+  mount --bind "$CACHE/micropython" "$ROOTFS/cache/micropython"
   exec chroot "$ROOTFS" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SKELLY_TEST_SLOWNESS="$SLOWNESS" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SKELLY_MICROPYTHON_CACHE=/cache/micropython \
     ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
     ${no_proxy:+no_proxy="$no_proxy"} \
     bash -c "$INNER"
