@@ -15,7 +15,8 @@
 #     python3-venv, gcc, systemd for systemd-analyze, ...) with mmdebstrap, once: the result is
 #     cached as a tarball ($SKELLY_PI_CACHE, default ~/.cache/skelly-pi; about 10 minutes);
 #  3. unpacks it into a scratch directory, copies this checkout there as /work/main (without
-#     .git, venvs and caches; ../shared/tools beside it when present, as CI has it) and, inside a private mount namespace (nothing stays mounted afterwards), runs
+#     .git, venvs and caches; ../shared/tools beside it when present, as CI has it) and,
+#     inside a private mount namespace (nothing stays mounted afterwards), runs
 #     `.ci/run` in the chroot: the README's own test command, which makes a fresh venv, installs
 #     the project with its test extras as a Pi owner would, and runs the whole suite;
 #  4. exports SKELLY_TEST_SLOWNESS=20 (tests/slowness.py): emulation is 5-20x slower, and the
@@ -33,8 +34,8 @@ SLOWNESS="${SKELLY_TEST_SLOWNESS:-20}"
 MIRROR="${SKELLY_PI_MIRROR:-http://deb.debian.org/debian}"
 # a Pi owner's Raspberry Pi OS Lite has python3, python3-venv/pip, gcc; systemd-analyze comes
 # with systemd; tzdata (Raspberry Pi OS has it; the time-zone tests need it);
-# python3-seccomp for the unit's system call filter test; make for MicroPython; procps for ps; tmux for the live view
-# test of skelly sim (tests/sim/test_live_view_tmux.py)
+# python3-seccomp for the unit's system call filter test; make for MicroPython (tests/firmware);
+# procps for ps; tmux for the live view test of skelly sim (tests/sim/test_live_view_tmux.py)
 PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,make,ca-certificates,procps,util-linux,passwd,tmux"
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 TARBALL="$CACHE/$SUITE-$ARCH.tar"
