@@ -6,6 +6,7 @@
 #   sudo tests/pi/run-emulated.sh --shell    # a shell in a fresh copy of the emulated root
 #   sudo tests/pi/run-emulated.sh --rebuild  # throw the cached root away first
 #   sudo tests/pi/run-emulated.sh --head     # test the last commit, not the working tree
+#   sudo PYTEST_ADDOPTS="-v" tests/pi/run-emulated.sh   # extra pytest options go through
 #
 # What it does, as root on an amd64 (or any) Debian/Ubuntu machine:
 #  1. installs mmdebstrap, arch-test, qemu-user-static and binfmt-support if missing (apt-get), mounts
@@ -164,6 +165,7 @@ unshare --mount --propagation private env \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SKELLY_TEST_SLOWNESS="$SLOWNESS" PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SKELLY_MICROPYTHON_CACHE=/cache/micropython \
+    ${PYTEST_ADDOPTS:+PYTEST_ADDOPTS="$PYTEST_ADDOPTS"} \
     ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
     ${no_proxy:+no_proxy="$no_proxy"} \
     bash -c "$INNER"
