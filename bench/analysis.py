@@ -40,7 +40,7 @@ The JSON also has ``targets`` (the issue's) and ``met`` (bool per item, per fami
 ``accuracy``, ``flaps_per_hour`` and ``latency_p90_s`` are the independent family's.
 
 Usage: ``python bench/analysis.py [--quick] [--seeds N] [--jobs N] [--skelly CMD] [--save DIR]``
-(default: 1 seed, 5 typists per family, ~260 traces; ``--quick``: 3 typists; ``--seeds 2`` gives
+(default: 1 seed, 5 typists per family, ~130 traces; ``--quick``: 3 typists; ``--seeds 2`` gives
 ~32,000 scored windows of the independent family; ``--family independent`` checks one family.)
 """
 
