@@ -37,7 +37,12 @@ from modules.storage import StorageConfig
 __all__ = ["HostStats", "SimulatedHost", "compressed_storage_config", "stream_scenario"]
 
 MAX_LATE_START_S = 60.0
-"""A scenario may start at most this far (event time) before the clock's now."""
+"""A scenario may start at most this far (event time) before the clock's now ..."""
+MAX_LATE_START_REAL_S = 10.0
+"""... or this many seconds of real time at the clock's speed, whichever is more: a scenario
+generated for ``clock.now()`` on a busy machine may be a few real seconds late by the time it is
+checked (at 60x one real second is a minute of event time); its due events are sent at once.  A
+scenario generated for another time is still refused."""
 
 
 @dataclass
@@ -76,7 +81,8 @@ class SimulatedHost:
         takes long on a slow machine (while a compressed clock runs on) is not mistaken for a
         scenario generated in the past; the events that became due meanwhile are sent at once."""
         now = self.clock.now()
-        if self.scenario.start < now - MAX_LATE_START_S:
+        allowance = max(MAX_LATE_START_S, MAX_LATE_START_REAL_S * self.clock.speed)
+        if self.scenario.start < now - allowance:
             raise ValueError(
                 f"scenario {self.scenario.name!r} starts at {self.scenario.start:.0f} but the "
                 f"clock is already at {now:.0f}; generate it with start=clock.now() or give the "

@@ -190,3 +190,18 @@ def test_a_slow_connection_is_not_mistaken_for_a_scenario_in_the_past(
 
     sent, stored = run(main())
     assert sent == stored == len(sc.events)
+
+
+def test_late_start_allowance_is_real_seconds_at_the_clocks_speed() -> None:
+    """Generating a scenario for clock.now() takes real time; at 600x two real seconds are 20
+    minutes of event time, which must not make the host refuse it (skelly sim did on a busy
+    machine); a scenario from another time is refused whatever the speed."""
+    sc = scenario("idle", seed=4, start=1_764_230_400.0)
+    real = [0.0]
+    clock = SimClock(600.0, start=sc.start, monotonic=lambda: real[0])
+    client = IngestClient("127.0.0.1:9", TOKEN, host_id="h", session_id="s")
+    real[0] = 2.0  # 1200 s of event time late
+    SimulatedHost(sc, clock, client).check_timing()
+    real[0] = 11.0  # beyond ten real seconds
+    with pytest.raises(ValueError, match="clock is already at"):
+        SimulatedHost(sc, clock, client).check_timing()
