@@ -252,9 +252,13 @@ def _sustained_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> f
 
 
 def _dense(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
+    # a fast typist's bursts take less time: count them as the reference typist's would last
+    fast = min(scale, 1.0)
+    typing = x.typing_duty / fast
+    duty = typing / (typing + 1.0 - x.typing_duty) if x.typing_duty < 1.0 else 1.0
     density = (
-        up(x.keys_per_min * min(scale, 1.0), cfg.dense_kpm)
-        + up(x.typing_duty, cfg.dense_duty)
+        up(x.keys_per_min * fast, cfg.dense_kpm)
+        + up(duty, cfg.dense_duty)
         + down(x.longest_pause_s, cfg.dense_pause_s)
     ) / 3.0
     return min(

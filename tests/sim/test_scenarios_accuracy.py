@@ -89,7 +89,7 @@ def test_a_long_flow_gives_an_unbroken_quarter_hour_and_hyperfocus_its_ninety_mi
             assert best >= 900, (name, persona, best)
         if name == "long_hyperfocus":
             best = max(r.step.time_in_state_s for r in results if r.step.state is S.HYPERFOCUS)
-            assert best >= 80 * 60, (name, persona, best)
+            assert best >= 90 * 60, (name, persona, best)
 
 
 def test_readers_and_designers_are_focused_work_and_never_idle(
@@ -116,9 +116,10 @@ def test_changes_are_reported_in_time(runs: dict[tuple[str, str], Run]) -> None:
     def p90(xs: list[float]) -> float:
         return sorted(xs)[min(len(xs) - 1, int(0.9 * len(xs)))]
 
-    # measured on this family (docs §7): IDLE and DISTRACTED within a minute; FLOW a little
-    # over; NEUTRAL after distraction, HYPERFOCUS and TRANSITIONING (seen over minutes) later
-    bound = {S.IDLE: 60, S.DISTRACTED: 40, S.FLOW: 80, S.NEUTRAL: 150, S.HYPERFOCUS: 150,
+    # measured on this family (docs §7): IDLE and DISTRACTED within a minute, HYPERFOCUS within
+    # two; FLOW a little over a minute; NEUTRAL after distraction and TRANSITIONING (seen over
+    # minutes) later
+    bound = {S.IDLE: 60, S.DISTRACTED: 40, S.FLOW: 80, S.NEUTRAL: 150, S.HYPERFOCUS: 120,
              S.TRANSITIONING: 240}  # fmt: skip
     for state, xs in delays.items():
         assert p90(xs) <= bound[state], (state, sorted(xs))
