@@ -35,9 +35,10 @@ SLOWNESS="${SKELLY_TEST_SLOWNESS:-20}"
 MIRROR="${SKELLY_PI_MIRROR:-http://deb.debian.org/debian}"
 # a Pi owner's Raspberry Pi OS Lite has python3, python3-venv/pip, gcc; systemd-analyze comes
 # with systemd; tzdata (Raspberry Pi OS has it; the time-zone tests need it);
-# python3-seccomp for the unit's system call filter test; make for MicroPython (tests/firmware);
+# python3-seccomp for the unit's system call filter test; make for MicroPython (tests/firmware)
+# and build-essential, which .ci/run checks for (else it apt-installs it on every emulated run);
 # procps for ps; tmux for the live view test of skelly sim (tests/sim/test_live_view_tmux.py)
-PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,make,ca-certificates,procps,util-linux,passwd,tmux"
+PACKAGES="python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,systemd,udev,python3-seccomp,tzdata,make,build-essential,ca-certificates,procps,util-linux,passwd,tmux"
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 TARBALL="$CACHE/$SUITE-$ARCH.tar"
 
