@@ -31,7 +31,8 @@
 #
 # Options: --from SPEC     what pip installs (default: this checkout with the [pi] extra)
 #          --python PY     the interpreter the venv is made from (default python3, >= 3.11)
-#          --mcu-usb VID:PID  the MCU's USB id for the udev rule (default 2e8a:000a, RP2040)
+#          --mcu-usb VID:PID  the MCU's USB id for the udev rule (default: a Pico with
+#                          MicroPython 2e8a:0005 or a Pico SDK program 2e8a:000a)
 #          --mcu-serial S  match only the board with this USB serial (udevadm info, see docs)
 # Environment: SKELLY_PIP_ARGS  extra pip arguments (e.g. "--no-index --find-links DIR")
 # Exit status 0 done, 2 refused (the line says why), anything else: a step failed.
@@ -49,7 +50,7 @@ action="install"
 purge=0
 from=""
 python="python3"
-mcu_usb="2e8a:000a"
+mcu_usb=""  # default: the rule's own (2e8a:0005 MicroPython or 2e8a:000a Pico SDK)
 mcu_serial=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$purge" = 0 ] || [ "$action" = uninstall ] || die "--purge goes with --uninstall"
-if [[ ! "$mcu_usb" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]]; then
+if [ -n "$mcu_usb" ] && [[ ! "$mcu_usb" =~ ^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$ ]]; then
   die "--mcu-usb '$mcu_usb' is not VID:PID in hex (lsusb shows it, e.g. 2e8a:000a)"
 fi
 if [ -n "$mcu_serial" ] && [[ ! "$mcu_serial" =~ ^[A-Za-z0-9._:-]+$ ]]; then
@@ -273,8 +274,12 @@ ensure_file "$src/deploy/skelly.service" /etc/systemd/system/skelly.service 644 
 unit_changed=$changed
 changed=0
 ensure_dir /etc/udev/rules.d 755 0 0
-sed -e "s|ATTRS{idVendor}==\"2e8a\", ATTRS{idProduct}==\"000a\"|ATTRS{idVendor}==\"${mcu_usb%%:*}\", ATTRS{idProduct}==\"${mcu_usb##*:}\"|" \
-  "$src/deploy/70-skelly.rules" > "$tmp"
+cp "$src/deploy/70-skelly.rules" "$tmp"
+if [ -n "$mcu_usb" ]; then
+  sed -i "s#ATTRS{idVendor}==\"2e8a\", ATTRS{idProduct}==\"0005|000a\"#ATTRS{idVendor}==\"${mcu_usb%%:*}\", ATTRS{idProduct}==\"${mcu_usb##*:}\"#" "$tmp"
+  grep -q "ATTRS{idVendor}==\"${mcu_usb%%:*}\", ATTRS{idProduct}==\"${mcu_usb##*:}\"" "$tmp" \
+    || die "deploy/70-skelly.rules no longer has the USB id line --mcu-usb replaces"
+fi
 if [ -n "$mcu_serial" ]; then sed -i "s|ATTRS{serial}==\"\\*\"|ATTRS{serial}==\"$mcu_serial\"|" "$tmp"; fi
 ensure_file "$tmp" /etc/udev/rules.d/70-skelly.rules 644 0 0
 rules_changed=$changed

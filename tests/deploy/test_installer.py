@@ -289,7 +289,8 @@ def test_the_owners_config_is_never_overwritten_and_the_rule_can_pin_one_board(
     config = root / "etc/skelly/config.toml"
     config.write_text('data_dir = "/var/lib/skelly"\n[ingest]\nport = 7979\n')
     token = (root / "var/lib/skelly/ingest.token").read_text()
-    again = install(root, "--mcu-serial", "E6614C311B2A8F2D", wheel=installed.wheel)
+    pin = ("--mcu-usb", "2e8a:000a", "--mcu-serial", "E6614C311B2A8F2D")
+    again = install(root, *pin, wheel=installed.wheel)
     assert again.returncode == 0, again.stdout + again.stderr
     assert config.read_text() == 'data_dir = "/var/lib/skelly"\n[ingest]\nport = 7979\n'
     assert (root / "var/lib/skelly/ingest.token").read_text() == token
@@ -298,6 +299,8 @@ def test_the_owners_config_is_never_overwritten_and_the_rule_can_pin_one_board(
     walk = parse_walk((FIXTURES / "udevadm-info-rp2040-ttyACM0.txt").read_text())
     assert evaluate(rules, walk).symlinks == ["skelly-mcu"]
     walk[2].attrs["serial"] = "0000000000000001"  # another Pico
+    assert evaluate(rules, walk).symlinks == []
+    walk[2].attrs.update(serial="E6614C311B2A8F2D", idProduct="0005")  # same board, MicroPython
     assert evaluate(rules, walk).symlinks == []
 
 

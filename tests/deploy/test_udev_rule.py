@@ -53,6 +53,15 @@ def test_pinned_to_the_boards_serial_it_still_matches_and_another_board_does_not
     assert evaluate(other, mcu_walk()).symlinks == []
 
 
+def test_a_pico_running_micropython_matches_too() -> None:
+    # the project's own firmware (docs/FIRMWARE.md) enumerates as MicroPython's 2e8a:0005
+    walk = mcu_walk()
+    walk[2].attrs.update(idProduct="0005", product="Board in FS mode", manufacturer="MicroPython")
+    result = evaluate(load(RULES), walk)
+    assert result.symlinks == ["skelly-mcu"]
+    assert result.env.get("ID_MM_DEVICE_IGNORE") == "1"
+
+
 def test_other_serial_devices_are_left_alone() -> None:
     # the same walk as an FTDI USB-serial adapter (0403:6001) on the same port
     walk = mcu_walk()
@@ -73,7 +82,8 @@ def test_gpio_chips_go_to_group_gpio_and_the_mcu_rule_does_not_touch_them() -> N
 TYPOS = [
     ('ATTRS{idVendor}=="2e8a"', 'ATTR{idVendor}=="2e8a"'),  # own attribute: the tty has none
     ('ATTRS{idVendor}=="2e8a"', 'ATTRS{idVendor}=="2e8b"'),
-    ('ATTRS{idProduct}=="000a"', 'ATTRS{idproduct}=="000a"'),
+    ('ATTRS{idProduct}=="0005|000a"', 'ATTRS{idproduct}=="0005|000a"'),
+    ('ATTRS{idProduct}=="0005|000a"', 'ATTRS{idProduct}=="0005,000a"'),
     ('SUBSYSTEMS=="usb"', 'SUBSYSTEM=="usb"'),  # the tty itself is not usb
     ('SUBSYSTEM=="tty"', 'SUBSYSTEM="tty"'),  # an assignment, refused by udev
     ('SYMLINK+="skelly-mcu"', 'SYMLINKS+="skelly-mcu"'),
