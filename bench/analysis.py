@@ -27,7 +27,9 @@ Scoring (issue 8):
   trace too);
 * ``latency_p90_s``: for every scripted change of state, the time from the change to the first
   window ending after it whose ``state`` is the new one (a change never reported before the
-  segment ends counts as infinitely late; p90 is then ``null`` if more than 10 % were missed);
+  segment ends counts as infinitely late; p90 is then ``null`` if more than 10 % were missed; a
+  segment the replay cut no window in, a trace ending in silence, is counted apart as
+  ``changes_without_windows``);
 * ``flow15_rate``: share of 40-minute flow segments with an unbroken FLOW time in state of
   >= 15 min; ``hyperfocus90_rate``: share of 100-minute hyperfocus segments reaching 90 min.
   Time in state is ``time_in_state_s`` from the replay (or, without it, the length of the run of
@@ -316,6 +318,7 @@ class Tally:
     confusion: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     activity: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    unobserved: Counter[str] = field(default_factory=Counter)
     flaps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     flow15: list[bool] = field(default_factory=list)
     hyper90: list[bool] = field(default_factory=list)
@@ -349,6 +352,10 @@ class Tally:
             case.truth, case.truth[1:], strict=False
         ):
             if state == before or activity in NOT_IN_ACCURACY:
+                continue
+            if not any(s0 < w["window_end"] <= s1 for w in ws):
+                # the replay stops at the last event: a trace ending in silence has no windows
+                self.unobserved[state] += 1
                 continue
             hit = next((w for w in ws if s0 < w["window_end"] <= s1 and w["state"] == state), None)
             self.delays[state].append(hit["window_end"] - s0 if hit else math.inf)
@@ -425,6 +432,7 @@ class Tally:
             "missed_changes": {
                 s: sum(math.isinf(d) for d in self.delays[s]) for s in STATES if self.delays[s]
             },
+            "changes_without_windows": dict(self.unobserved),
             "flow15_rate": _frac(sum(self.flow15), len(self.flow15)),
             "hyperfocus90_rate": _frac(sum(self.hyper90), len(self.hyper90)),
             "windows_scored": sum(self.total.values())

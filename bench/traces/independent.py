@@ -163,6 +163,7 @@ SCRIPTS: dict[str, tuple[Seg, ...]] = {
         _s(TRANSITIONING, 3),
         _s(DISTRACTED, 6),
         _s(IDLE, 6),
+        _s(NEUTRAL, 3),  # back at the desk: a replay has windows only up to the last event
     ),
     # many changes, for change latency
     "switchy": (
@@ -181,7 +182,7 @@ SCRIPTS: dict[str, tuple[Seg, ...]] = {
     "flow40": (_s(NEUTRAL, 3), _s(FLOW, 40)),
     "neutral40": (_s(FLOW, 3), _s(NEUTRAL, 40)),
     "distracted40": (_s(NEUTRAL, 3), _s(DISTRACTED, 40)),
-    "idle40": (_s(NEUTRAL, 3), _s(IDLE, 40)),
+    "idle40": (_s(NEUTRAL, 3), _s(IDLE, 40), _s(NEUTRAL, 3)),
     "hyperfocus100": (_s(FLOW, 4), _s(HYPERFOCUS, 100), _s(NEUTRAL, 3)),
     # reading, design work and long thinking pauses
     "reading": (_s(NEUTRAL, 3), _s(FLOW, 30, "reading"), _s(NEUTRAL, 3)),

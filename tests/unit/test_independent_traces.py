@@ -281,3 +281,18 @@ def test_scoring_flaps_and_unbroken_time_in_state_on_a_steady_flow() -> None:
     tally = Tally()
     tally.add(case, 30.0)
     assert tally.report()["flow15_rate"] == 1.0
+
+
+def test_scoring_a_trace_ending_in_silence_is_not_a_missed_change() -> None:
+    # the replay cuts windows only up to the last event: nothing ends inside the final IDLE
+    truth = [(1000.0, 1300.0, "FLOW", "flow"), (1300.0, 1700.0, "IDLE", "idle")]
+    tally = Tally()
+    tally.add(_case("x", truth, ["FLOW"] * 30), 30.0)
+    r = tally.report()
+    assert r["changes_without_windows"] == {"IDLE": 1}
+    assert "IDLE" not in r["missed_changes"] and "IDLE" not in r["latency_p90_s"]
+
+
+def test_scripts_do_not_end_in_silence() -> None:
+    # so every scripted change has windows to be reported in
+    assert all(segs[-1].state != "IDLE" for segs in SCRIPTS.values())
