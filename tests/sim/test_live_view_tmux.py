@@ -63,11 +63,12 @@ def _wait_for(
 
 def _start_sim(tmux: Callable[..., str], home: Path) -> None:
     """``skelly sim`` in a 100x30 tmux pane; after it the pane says its exit status and whether
-    the terminal is back in canonical mode with echo."""
+    the terminal is back in canonical mode with echo, then SHELL-DONE."""
     sim = shlex.join([sys.executable, "-m", "skelly.cli", "sim", "--speed", "120"])
     script = (  # the shell survives a Ctrl-C (its trap is reset to the default for the sim)
         f"trap : INT; cd {shlex.quote(str(ROOT))} && {sim}; echo EXIT=$?; "
-        "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo; sleep 600"
+        "stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e echo | tr '\\n' ' '; echo; "
+        "echo SHELL-DONE; sleep 600"
     )
     env = f"HOME={shlex.quote(str(home))} COLORTERM=truecolor"
     command = f"env {env} sh -c {shlex.quote(script)}"
@@ -99,7 +100,8 @@ def test_the_live_view_on_a_terminal_with_keys(tmux: Callable[..., str], tmp_pat
     _wait_for(tmux, lambda p: "button       double press (gpio)" in p, 60)
 
     tmux("send-keys", "-t", "sim", "q")
-    pane = _wait_for(tmux, lambda p: "EXIT=" in p, 60)
+    # the shell prints EXIT=, then the terminal modes, then SHELL-DONE: wait for all of it
+    pane = _wait_for(tmux, lambda p: "SHELL-DONE" in p, 60, "-S", "-60")
     assert "EXIT=0" in pane, pane
     assert "skelly sim: stopped cleanly" in pane
     assert "button presses: 1" in pane  # the summary after the view
@@ -113,7 +115,8 @@ def test_ctrl_c_leaves_the_view_and_restores_the_terminal(
     _start_sim(tmux, tmp_path)
     _wait_for(tmux, lambda p: "q quit" in p and "● MCU up" in p, 90)
     tmux("send-keys", "-t", "sim", "C-c")
-    pane = _wait_for(tmux, lambda p: "EXIT=" in p, 60)
+    # the shell prints EXIT=, then the terminal modes, then SHELL-DONE: wait for all of it
+    pane = _wait_for(tmux, lambda p: "SHELL-DONE" in p, 60, "-S", "-60")
     assert "EXIT=0" in pane and "skelly sim: stopped cleanly" in pane, pane
     assert "icanon echo" in pane, pane
     assert "Traceback" not in pane
