@@ -1,9 +1,9 @@
 """A real MicroPython interpreter (the unix port) for the firmware tests and bench/firmware.py.
 
-Built once from ``../shared/tools/build-micropython.sh`` (beside the clone; read-only in CI) into
-``.cache/micropython/`` in the repo (gitignored) and reused while the binary is there; a file
-lock keeps two processes from building at once. Building needs gcc and make: a missing compiler
-is an error, never a skip — the firmware must be tested on a real interpreter.
+Built once from ``tools/micropython/build-micropython.sh`` (the source tarball is in the
+repository) into ``.cache/micropython/`` in the repo (gitignored) and reused while the binary is
+there; a file lock keeps two processes from building at once. Building needs gcc and make: a
+missing compiler is an error, never a skip — the firmware must be tested on a real interpreter.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = ROOT / "firmware_bridge" / "mcu_firmware"
-BUILD_SCRIPT = ROOT.parent / "shared" / "tools" / "build-micropython.sh"
+BUILD_SCRIPT = ROOT / "tools" / "micropython" / "build-micropython.sh"
 CACHE = Path(os.environ.get("SKELLY_MICROPYTHON_CACHE", ROOT / ".cache" / "micropython"))
 
 #: the heap the firmware gets in every test (``micropython -X heapsize=``). The unix port is
@@ -36,8 +36,7 @@ def micropython_binary() -> Path:
         return binary
     if not BUILD_SCRIPT.is_file():
         raise MicroPythonUnavailable(
-            f"{BUILD_SCRIPT} not found: the shared tools must sit beside the clone "
-            "(CI copies shared/ next to it)"
+            f"{BUILD_SCRIPT} not found: it is part of the repository (a partial checkout?)"
         )
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:

@@ -1,5 +1,5 @@
 """The figurine's MicroPython firmware (firmware_bridge/mcu_firmware/), run on a real MicroPython
-interpreter (the unix port, built from ../shared/tools) with its heap capped at HEAP_BUDGET, and
+interpreter (the unix port, built from tools/micropython) with its heap capped at HEAP_BUDGET, and
 driven over ptys by the real host link (SerialLink + HostProtocol) or by raw frames."""
 
 from __future__ import annotations
