@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -81,3 +82,44 @@ def _reason(exc: OSError, path: Path) -> str:
             except OSError:
                 break
     return exc.strerror or str(exc)
+
+
+STOP_SERVICE = "is `skelly run` running? stop the service first: `sudo systemctl stop skelly`"
+
+
+def describe_device_error(exc: BaseException, device: str, *, serial: bool) -> str:
+    """A hint for a GPIO chip (``serial=False``) or serial port that could not be opened
+    (``skelly smoke``): which group the user needs, whether it is missing, who may hold it."""
+    text = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    if (
+        isinstance(exc, PermissionError)
+        or code in (errno.EACCES, errno.EPERM)
+        or ("permission" in text or "can not open gpiochip" in text)
+    ):
+        group = "dialout" if serial else "gpio"
+        return (
+            f"permission denied on {device}: is the user in group {group}? (`id`; "
+            f"`sudo usermod -aG {group} $USER`, then log in again)"
+        )
+    if isinstance(exc, FileNotFoundError) or code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        if serial:
+            return (
+                f"{device} missing: is the MCU plugged in? (`ls /dev/serial/by-id/`, `lsusb`; a "
+                "charge-only cable shows nothing; the udev rule names it /dev/skelly-mcu: "
+                "docs/HARDWARE.md §5)"
+            )
+        return f"{device} missing: is this a Raspberry Pi? (or set [figurine] gpio_enabled = false)"
+    if code in (errno.EBUSY, errno.EAGAIN) or "busy" in text or "in use" in text:
+        extra = (
+            "; otherwise ModemManager may hold it (`ID_MM_DEVICE_IGNORE=1`, docs/OPERATIONS.md §7)"
+            if serial
+            else ""
+        )
+        return f"{device} is busy: {STOP_SERVICE}{extra}"
+    if isinstance(exc, ImportError):
+        return (
+            f"cannot use {device}: {exc}; install the pi extra on a Raspberry Pi "
+            "(pip install 'skelly-jelly-edge[pi]') or set [figurine] gpio_enabled = false"
+        )
+    return f"cannot use {device}: {exc}"
