@@ -232,6 +232,18 @@ class CompanionMode(Message):
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CompanionCommand(Message):
+    """A request to Gamification from outside the figurine (the MQTT bridge, docs/MQTT.md §3):
+    ``what="snooze"`` for ``minutes`` (0 ends a snooze), ``what="quiet"`` with ``on`` (holds
+    until quiet hours next begin or end)."""
+
+    what: str
+    minutes: float = 0.0
+    on: bool = False
+    origin: str = ""
+
+
 SEED_TYPES: tuple[type[Message], ...] = (
     RawEvent,
     EventBatch,
@@ -248,5 +260,11 @@ SEED_TYPES: tuple[type[Message], ...] = (
     ModuleReady,
     Error,
 )
-SYSTEM_TYPES: tuple[type[Message], ...] = (HealthReply, UserInput, LinkStatus, CompanionMode)
+SYSTEM_TYPES: tuple[type[Message], ...] = (
+    HealthReply,
+    UserInput,
+    LinkStatus,
+    CompanionMode,
+    CompanionCommand,
+)
 ALL_TYPES: tuple[type[Message], ...] = SEED_TYPES + SYSTEM_TYPES

@@ -25,6 +25,7 @@ from modules.event_bus import EventBusModule
 from modules.event_clock import HostTimeFollower, ObservingSink
 from modules.figurine import CuteFigurine
 from modules.gamification import Gamification
+from modules.mqtt_bridge import MqttBridge
 from modules.orchestrator import ModuleStartFault, Orchestrator, control_socket_path
 from modules.storage import Storage
 from skelly.config import Config
@@ -41,7 +42,8 @@ def build_modules(
     notify: Callable[[str], None] | None = None,
     watchdog_s: float | None = None,
 ) -> list[Module]:
-    """The eight modules in dependency (start) order, wired to each other.
+    """The eight modules in dependency (start) order, wired to each other, and the MQTT bridge
+    when ``[mqtt] enabled``.
 
     Event time for Storage's windows follows the hosts' timestamps (``HostTimeFollower``, fed
     by every committed batch) unless ``event_clock``/``event_sleep`` are given (the simulator
@@ -57,7 +59,18 @@ def build_modules(
     else:
         storage = Storage(config.storage, state, clock=event_clock, sleep=event_sleep)
         sink = storage
-    return [
+    gamification = Gamification(
+        config.gamification,
+        store=storage,
+        clock=event_clock or time.time,
+        sleep=event_sleep or asyncio.sleep,
+    )
+    figurine = CuteFigurine(
+        config.figurine,
+        debug_socket=default_socket_path(state),
+        pin_factory=pin_factory or (lgpio_factory if config.figurine.gpio_enabled else None),
+    )
+    modules: list[Module] = [
         EventBusModule(),
         Orchestrator(
             config.orchestrator,
@@ -69,19 +82,33 @@ def build_modules(
         DataCapture(config.ingest, sink=sink, state_dir=state, token=token),
         AnalysisEngine(config.analysis, store=storage),  # per-person baselines persist
         # cooldowns, snooze and quiet hours follow the simulator's compressed clock when given
-        Gamification(
-            config.gamification,
-            store=storage,
-            clock=event_clock or time.time,
-            sleep=event_sleep or asyncio.sleep,
-        ),
+        gamification,
         AI(config.ai),
-        CuteFigurine(
-            config.figurine,
-            debug_socket=default_socket_path(state),
-            pin_factory=pin_factory or (lgpio_factory if config.figurine.gpio_enabled else None),
-        ),
+        figurine,
     ]
+    if config.mqtt.enabled:  # optional, after what it reports on (docs/MQTT.md)
+        modules.append(
+            MqttBridge(
+                config.mqtt,
+                firmware=lambda: _firmware(figurine),
+                progress=lambda: _progress(gamification),
+            )
+        )
+    return modules
+
+
+def _firmware(figurine: CuteFigurine) -> str | None:
+    """The MCU's firmware and protocol version from its HELLO, once the link was up."""
+    protocol = figurine.protocol
+    if protocol is None or protocol.fw_version is None or not protocol.protocol_version:
+        return None
+    fw = ".".join(map(str, protocol.fw_version))
+    return f"firmware {fw}, protocol {protocol.protocol_version}"
+
+
+def _progress(gamification: Gamification) -> tuple[int, int] | None:
+    core = gamification.core
+    return None if core is None else (core.progress.coins, core.progress.streak)
 
 
 def lgpio_factory() -> Any:

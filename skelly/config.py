@@ -25,6 +25,7 @@ from modules.analysis import AnalysisConfig
 from modules.data_capture import IngestConfig
 from modules.figurine import FigurineConfig
 from modules.gamification import GamificationConfig
+from modules.mqtt_bridge.config import MqttConfig
 from modules.orchestrator import OrchestratorConfig
 from modules.storage import StorageConfig
 
@@ -55,6 +56,7 @@ class Config:
     gamification: GamificationConfig = field(default_factory=GamificationConfig)
     ai: AIConfig = field(default_factory=AIConfig)
     figurine: FigurineConfig = field(default_factory=FigurineConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
     def state_dir(self) -> Path:
         if self.data_dir:

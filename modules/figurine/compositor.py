@@ -39,6 +39,8 @@ class Compositor:
         self.time_in_state_s = 0.0
         self.energy = 50.0
         self.quiet = False
+        self.brightness = 1.0
+        """Set from outside (MQTT ``brightness``, docs/MQTT.md §3): scales glow and eyes."""
         self.overlays = OverlayQueue(self.config.stale_after_s)
         self._hosts: set[str] = set()
         self._host_away_since: float | None = now
@@ -72,6 +74,10 @@ class Compositor:
 
     def on_mode(self, mode: CompanionMode, now: float) -> list[InterventionResponse]:
         self.quiet = mode.quiet
+        return self.update(now)
+
+    def on_brightness(self, percent: float, now: float) -> list[InterventionResponse]:
+        self.brightness = max(0.0, min(100.0, percent)) / 100.0
         return self.update(now)
 
     def on_animation(self, cmd: AnimationCommand, now: float) -> list[InterventionResponse]:
@@ -130,7 +136,7 @@ class Compositor:
     def look(self, now: float) -> Look:
         base = self.base(now)
         factor = energy_factor(self.energy)
-        dim = self.config.quiet_dim if self.quiet else 1.0
+        dim = (self.config.quiet_dim if self.quiet else 1.0) * self.brightness
         melt = SLEEPY.melt if base is SLEEPY else base_melt(self.state, self.time_in_state_s)
         o = self.overlays.showing
         if o is None:

@@ -27,6 +27,7 @@ from bus.messages import (
     AnalysisComplete,
     AnimationCommand,
     CompanionMode,
+    ConfigUpdate,
     InterventionResponse,
     LinkStatus,
     StateChange,
@@ -102,6 +103,9 @@ class CuteFigurine(Module):
         self.subscribe(self._on_link, types=LinkStatus)
         self.subscribe(self._on_mode, types=CompanionMode)
         self.subscribe(self._on_animation, types=AnimationCommand)
+        # remote gestures and brightness (the MQTT bridge, docs/MQTT.md §3)
+        self.subscribe(self._on_remote_input, types=UserInput)
+        self.subscribe(self._on_config, types=ConfigUpdate)
         if self.config.gpio_enabled and not self._start_gpio():
             return
         if self.config.serial_enabled:
@@ -191,6 +195,26 @@ class CuteFigurine(Module):
         cmd = env.payload
         assert isinstance(cmd, AnimationCommand)
         self._publish_responses(self.core.on_animation(cmd, self.clock()))
+        self.refresh()
+
+    def _on_remote_input(self, env: Envelope) -> None:
+        """A gesture made elsewhere (``UserInput`` not published by this module) acts as if it
+        were pressed here; this module's own gestures were acted on already."""
+        gesture = env.payload
+        assert isinstance(gesture, UserInput)
+        if env.source == self.name:
+            return
+        self._publish_responses(self.core.on_gesture(gesture.gesture, self.clock()))
+        self.refresh()
+
+    def _on_config(self, env: Envelope) -> None:
+        update = env.payload
+        assert isinstance(update, ConfigUpdate)
+        if update.section != "figurine":
+            return
+        for key, value in update.values:
+            if key == "brightness" and isinstance(value, int | float):
+                self._publish_responses(self.core.on_brightness(float(value), self.clock()))
         self.refresh()
 
     # -- button -----------------------------------------------------------------------------

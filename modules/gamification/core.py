@@ -27,6 +27,7 @@ from typing import Any
 
 from bus.messages import (
     AnalysisComplete,
+    CompanionCommand,
     CompanionMode,
     FocusState,
     InterventionRequest,
@@ -51,6 +52,8 @@ KEEP_DAYS = 8
 HOUR_S = 3600.0
 MAX_HOSTS = 16
 """Hosts remembered at once (the one silent longest is forgotten)."""
+MAX_SNOOZE_MIN = 240.0
+"""The longest snooze a CompanionCommand may ask for."""
 MAX_WINDOW_STEP_S = 60.0
 """Focus time credited for one analysis window at most (windows arrive every 10 s)."""
 
@@ -91,6 +94,8 @@ class Progress:
     streak_date: str = ""
     next_id: int = 1
     snoozed_until: float = 0.0
+    snooze_s: float = 0.0
+    """Length of the snooze in force (0: ``snooze_min``), the limit after a clock jump."""
     cooldown_s: dict[str, float] = field(default_factory=dict)
     last_delivery: dict[str, float] = field(default_factory=dict)
     deliveries: list[float] = field(default_factory=list)
@@ -133,6 +138,9 @@ class Companion:
         """Only today's focus seconds grew (saved at most once a minute, §7)."""
         self.blocked = ""
         """Why the last candidate intervention was not requested (for tests and ``status``)."""
+        self.quiet_override: tuple[bool, float | None] | None = None
+        """Quiet mode set by a CompanionCommand: (on, until quiet hours next begin or end);
+        not persisted (a restart goes back to the schedule)."""
 
     # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -144,6 +152,7 @@ class Companion:
             "streak_date": p.streak_date,
             "next_id": p.next_id,
             "snoozed_until": p.snoozed_until,
+            "snooze_s": p.snooze_s,
             "cooldown_s": dict(p.cooldown_s),
             "last_delivery": dict(p.last_delivery),
             "deliveries": list(p.deliveries),
@@ -166,6 +175,7 @@ class Companion:
             p.streak_date = str(snap.get("streak_date", ""))
             p.next_id = max(int(snap.get("next_id", 1)), 1)
             p.snoozed_until = float(snap.get("snoozed_until", 0.0))
+            p.snooze_s = float(snap.get("snooze_s", 0.0))
             p.cooldown_s = {
                 str(k): float(v) for k, v in dict(snap.get("cooldown_s", {})).items() if k in KINDS
             }
@@ -255,8 +265,26 @@ class Companion:
         out = self._housekeeping(now)
         if gesture.gesture == "long":
             self.progress.snoozed_until = now + self.config.snooze_min * 60.0
+            self.progress.snooze_s = 0.0
             self.dirty = True
             out += self._mode(now, "snoozed by a long press")
+        return out
+
+    def on_command(self, now: float, cmd: CompanionCommand) -> list[Message]:
+        """Snooze for ``minutes`` (0 ends a snooze) or set quiet mode until quiet hours next
+        begin or end (docs/MQTT.md §3)."""
+        out = self._housekeeping(now)
+        origin = f" from {cmd.origin}" if cmd.origin else ""
+        if cmd.what == "snooze":
+            minutes = min(max(cmd.minutes, 0.0), MAX_SNOOZE_MIN)
+            self.progress.snoozed_until = now + minutes * 60.0 if minutes > 0 else 0.0
+            self.progress.snooze_s = minutes * 60.0
+            self.dirty = True
+            why = f"snoozed for {minutes:g} min{origin}" if minutes > 0 else f"snooze ended{origin}"
+            out += self._mode(now, why)
+        elif cmd.what == "quiet":
+            self.quiet_override = (cmd.on, self.quiet_hours.next_change(now))
+            out += self._mode(now, f"quiet mode {'on' if cmd.on else 'off'}{origin}")
         return out
 
     def on_response(self, now: float, r: InterventionResponse) -> list[Message]:
@@ -304,6 +332,9 @@ class Companion:
 
     # -- queries ------------------------------------------------------------------------------
     def quiet(self, now: float) -> bool:
+        o = self.quiet_override
+        if o is not None and (o[1] is None or now < o[1]):
+            return o[0]
         return self.quiet_hours.contains(now)
 
     def snoozed(self, now: float) -> bool:
@@ -336,7 +367,7 @@ class Companion:
             self.dirty = True
         if p.last_celebrate > now:
             p.last_celebrate = now
-        limit = now + self.config.snooze_min * 60.0
+        limit = now + (p.snooze_s or self.config.snooze_min * 60.0)
         if p.snoozed_until > limit:
             p.snoozed_until = limit
             self.dirty = True
@@ -354,6 +385,9 @@ class Companion:
         if 0.0 < p.snoozed_until <= now:
             p.snoozed_until = 0.0
             self.dirty = True
+        o = self.quiet_override
+        if o is not None and o[1] is not None and now >= o[1]:
+            self.quiet_override = None
         return self._mode(now, "")
 
     def _mode(self, now: float, reason: str, force: bool = False) -> list[Message]:

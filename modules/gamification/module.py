@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import (
     AnalysisComplete,
+    CompanionCommand,
     CompanionMode,
     InterventionRequest,
     InterventionResponse,
@@ -109,6 +110,7 @@ class Gamification(Module):
         self.subscribe(self._on_analysis, types=AnalysisComplete, maxsize=256)
         self.subscribe(self._on_state_change, types=StateChange, maxsize=64)
         self.subscribe(self._on_input, types=UserInput, mode=Delivery.RELIABLE, maxsize=64)
+        self.subscribe(self._on_command, types=CompanionCommand, maxsize=64)
         self.subscribe(
             self._on_response, types=InterventionResponse, mode=Delivery.RELIABLE, maxsize=64
         )
@@ -152,6 +154,10 @@ class Gamification(Module):
     def _on_input(self, env: Envelope) -> None:
         assert isinstance(env.payload, UserInput) and self.core is not None
         self._emit(self.core.on_input(self.clock(), env.payload))
+
+    def _on_command(self, env: Envelope) -> None:
+        assert isinstance(env.payload, CompanionCommand) and self.core is not None
+        self._emit(self.core.on_command(self.clock(), env.payload))
 
     def _on_response(self, env: Envelope) -> None:
         assert isinstance(env.payload, InterventionResponse) and self.core is not None
