@@ -138,6 +138,7 @@ class MqttBridge(Module):
         self._tls: ssl.SSLContext | None = None
         self._password: str | None = None
         self._aiomqtt: Any = None
+        self._connect_error: type[Exception] = Exception
         self._hosts_up: set[str] = set()
         self._focus: tuple[FocusState, float, float, str, float] | None = None
         self._kinds: dict[str, str] = {}
@@ -154,6 +155,7 @@ class MqttBridge(Module):
         cfg = self.config
         try:
             import aiomqtt
+            from aiomqtt.exceptions import MqttConnectError
         except ImportError:
             self.set_status(
                 ModuleStatus.UNHEALTHY,
@@ -161,6 +163,7 @@ class MqttBridge(Module):
             )
             return
         self._aiomqtt = aiomqtt
+        self._connect_error = MqttConnectError
         if cfg.mirror and cfg.mirror == self.device_id:
             self.set_status(
                 ModuleStatus.UNHEALTHY,
@@ -428,12 +431,11 @@ class MqttBridge(Module):
         self.set_status(ModuleStatus.DEGRADED, f"{why}; retrying; {self._counts()}")
 
     def _explain(self, exc: BaseException) -> str:
-        aiomqtt = self._aiomqtt
         if isinstance(exc, BridgeRefused):
             return f"{self._where()} refused: {exc}"
         rc = getattr(exc, "rc", None)
         value = getattr(rc, "value", rc)
-        if isinstance(exc, aiomqtt.MqttConnectError) or value in (4, 5, 134, 135):
+        if isinstance(exc, self._connect_error) or value in (4, 5, 134, 135):
             words = REFUSED_CONNECT.get(value, "") if isinstance(value, int) else ""
             if value in (134, 135):
                 words = "bad user name or password" if value == 134 else "not authorised"
