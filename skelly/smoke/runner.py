@@ -135,6 +135,28 @@ class _Presses:
             self.future.set_result(source)
 
 
+@dataclass
+class _Opened:
+    """What the run opened, registered as soon as it is open, so that a failure or Ctrl-C at
+    any point still turns it off and closes it."""
+
+    gpio: GpioBackend | None = None
+    mcu: McuSession | None = None
+
+    async def close(self, ack_timeout: float) -> None:
+        gpio, self.gpio = self.gpio, None
+        mcu, self.mcu = self.mcu, None
+        if gpio is not None:
+            gpio_off(gpio)
+            gpio.close()
+        if mcu is not None:
+            try:
+                with contextlib.suppress(Exception):
+                    await mcu.off(ack_timeout)
+            finally:
+                await mcu.close()
+
+
 def ensure_not_running(config: Config, state: Path) -> checks.Service | None:
     """docs/SMOKE.md §5: with GPIO or serial configured, a running service ends the run (2)."""
     service = checks.running_service(state, config)
@@ -161,22 +183,13 @@ async def run_smoke(config: Config, opts: SmokeOptions, console: Console, rig: R
     checks.check_ingest(checklist, config.ingest, service)
 
     presses = _Presses(loop=asyncio.get_running_loop())
-    gpio: GpioBackend | None = None
-    mcu: McuSession | None = None
+    opened = _Opened()
     try:
-        gpio = await _gpio_items(checklist, console, fig, opts, rig, presses)
-        mcu = await _mcu_items(checklist, console, fig, opts, presses)
-        await _button(checklist, console, fig, opts, rig, presses, gpio, mcu)
+        await _gpio_items(checklist, console, fig, opts, rig, presses, opened)
+        await _mcu_items(checklist, console, fig, opts, presses, opened)
+        await _button(checklist, console, fig, opts, rig, presses, opened.gpio, opened.mcu)
     finally:
-        if gpio is not None:
-            gpio_off(gpio)
-            gpio.close()
-        if mcu is not None:
-            try:
-                with contextlib.suppress(Exception):
-                    await mcu.off(min(opts.ack_timeout, 1.0))
-            finally:
-                await mcu.close()
+        await opened.close(min(opts.ack_timeout, 1.0))
     return checklist
 
 
@@ -209,20 +222,22 @@ async def _gpio_items(
     opts: SmokeOptions,
     rig: Rig,
     presses: _Presses,
-) -> GpioBackend | None:
+    opened: _Opened,
+) -> None:
     names = ("glow", "eyes", "servo", "buzzer")
     if not fig.gpio_enabled:
         checklist.skipped(GPIO_PINS, "[figurine] gpio_enabled = false")
         for name in names:
             checklist.skipped(name, "GPIO off ([figurine] gpio_enabled = false)")
-        return None
+        return
     try:
         gpio = open_gpio(fig, rig.pin_factory, presses)
     except StepFailed as exc:
         checklist.failed(GPIO_PINS, exc.detail, exc.hint)
         for name in names:
             checklist.skipped(name, "needs the GPIO pins, which did not open")
-        return None
+        return
+    opened.gpio = gpio
     checklist.passed(GPIO_PINS, gpio_pins_detail(fig))
     p = fig.gpio
     step = opts.step
@@ -266,7 +281,6 @@ async def _gpio_items(
             f"check docs/HARDWARE.md §2: a passive piezo on GPIO{p.buzzer} through 100 Ω, its "
             "other leg on GND; a magnetic buzzer needs a transistor and a diode",
         )
-    return gpio
 
 
 async def _mcu_items(
@@ -275,27 +289,26 @@ async def _mcu_items(
     fig: FigurineConfig,
     opts: SmokeOptions,
     presses: _Presses,
-) -> McuSession | None:
+    opened: _Opened,
+) -> None:
     names = ("MCU glow", "MCU display", "MCU servo", "MCU buzzer")
     if not fig.serial_enabled:
         checklist.skipped(MCU_LINK, "[figurine] serial_enabled = false")
         for name in names:
             checklist.skipped(name, "no MCU ([figurine] serial_enabled = false)")
-        return None
+        return
     url = fig.serial.url
     console.say(f"MCU link: opening {url} at {fig.serial.baud} baud, waiting for its HELLO")
-    mcu = McuSession(fig.serial, presses)
+    mcu = opened.mcu = McuSession(fig.serial, presses)
     try:
         hello = await mcu.open(opts.handshake_timeout)
     except StepFailed as exc:
+        opened.mcu = None
         await mcu.close()
         checklist.failed(MCU_LINK, exc.detail, exc.hint)
         for name in names:
             checklist.skipped(name, "needs the MCU link, which failed")
-        return None
-    except BaseException:
-        await mcu.close()
-        raise
+        return
     fw = ".".join(map(str, hello.fw_version))
     caps = hello.capabilities
     detail = (
@@ -346,7 +359,6 @@ async def _mcu_items(
         )
     else:
         checklist.skipped("MCU buzzer", "the MCU reports no buzzer")
-    return mcu
 
 
 async def _button(
