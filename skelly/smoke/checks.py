@@ -16,12 +16,12 @@ import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import pathname2url
 
 from firmware_bridge.debug import default_socket_path, socket_is_live
 from modules.data_capture import IngestConfig
 from modules.orchestrator import control_socket_path
 from modules.storage import database_file, lock_file
-from modules.storage_db import StorageError, open_readonly
 from skelly.app import socket_peer_pid
 from skelly.config import Config
 from skelly.errors import STOP_SERVICE, data_dir_hint
@@ -146,8 +146,14 @@ def check_data_dir(checks: Checklist, state: Path) -> bool:
     return True
 
 
-def check_database(checks: Checklist, state: Path, config: Config) -> None:
-    """The database, if present, opens read-only and passes ``PRAGMA quick_check``."""
+def check_database(
+    checks: Checklist, state: Path, config: Config, service: Service | None = None
+) -> None:
+    """The database, if present, opens read-only and passes ``PRAGMA quick_check``.
+
+    Nothing in the data dir changes: after a clean shutdown (no ``-wal`` file) with no service
+    running the file is opened ``immutable`` (a plain ``mode=ro`` open of a WAL database would
+    leave new ``-wal``/``-shm`` files behind); otherwise ``mode=ro`` reads the existing WAL."""
     db = database_file(state, config.storage)
     try:
         present = db.exists()
@@ -156,9 +162,12 @@ def check_database(checks: Checklist, state: Path, config: Config) -> None:
     if not present:
         checks.skipped(DATABASE, f"no database at {db} yet (the service creates it)")
         return
+    wal = db.with_name(db.name + "-wal")
+    immutable = service is None and not wal.exists()
+    uri = f"file:{pathname2url(str(db))}?mode=ro" + ("&immutable=1" if immutable else "")
     try:
-        database = open_readonly(db)
-    except (StorageError, OSError) as exc:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
         checks.failed(
             DATABASE,
             f"{db}: cannot open read-only: {exc}",
@@ -168,12 +177,13 @@ def check_database(checks: Checklist, state: Path, config: Config) -> None:
         )
         return
     try:
-        rows = database.conn.execute("PRAGMA quick_check").fetchall()
+        conn.execute("PRAGMA busy_timeout = 2000")
+        rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.Error as exc:
         rows = [(f"{exc}",)]
     finally:
         with contextlib.suppress(sqlite3.Error):
-            database.close()
+            conn.close()
     result = "; ".join(str(r[0]) for r in rows[:5])
     if result == "ok":
         checks.passed(

@@ -179,7 +179,7 @@ async def run_smoke(config: Config, opts: SmokeOptions, console: Console, rig: R
 
     console.say(f"skelly smoke: data dir {state}")
     checks.check_data_dir(checklist, state)
-    checks.check_database(checklist, state, config)
+    checks.check_database(checklist, state, config, service)
     checks.check_ingest(checklist, config.ingest, service)
 
     presses = _Presses(loop=asyncio.get_running_loop())
