@@ -451,7 +451,8 @@ class MqttBridge(Module):
         self.verified = False
         # everything retained again (the broker may have restarted without persistence)
         for topic, payload in self.retained.items():
-            self.buffer.put(Outgoing(topic, payload, True))
+            if topic not in self.buffer.pending:  # a pending one is the same, newest value
+                self.buffer.put(Outgoing(topic, payload, True))
         self._publish_health()
         await client.publish(self.topics.availability, AVAILABLE, qos=1, retain=True)
         wanted = [(self.topics.commands, "commands"), (self.topics.availability, "availability")]
