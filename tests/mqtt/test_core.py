@@ -116,3 +116,30 @@ def test_discovery_unique_ids_are_stable_per_device() -> None:
     ids_b = [json.loads(p)["unique_id"] for _t, p in b]
     assert ids_a == ids_b and len(set(ids_a)) == len(ids_a)
     assert all(t.startswith("ha/") and t.endswith("/config") for t, _p in b)
+
+
+def test_companion_commands_snooze_and_quiet_until_the_schedule_changes() -> None:
+    """Gamification's side of the commands (pure core, UTC, quiet hours 22:00-08:00)."""
+    import datetime as dt
+
+    from bus.messages import CompanionCommand, CompanionMode
+    from modules.gamification import GamificationConfig
+    from modules.gamification.core import Companion
+
+    utc = dt.UTC
+    core = Companion(GamificationConfig(snooze_min=30.0), utc)
+    noon = dt.datetime(2026, 6, 1, 12, 0, tzinfo=utc).timestamp()
+    core.start(noon)
+    out = core.on_command(noon, CompanionCommand("snooze", minutes=120, origin="mqtt"))
+    assert out == [CompanionMode(False, noon + 7200, "snoozed for 120 min from mqtt")]
+    core.tick(noon + 60)  # the clock-jump clamp keeps a 2-hour snooze (not snooze_min)
+    assert core.progress.snoozed_until == noon + 7200
+    core.on_command(noon + 60, CompanionCommand("snooze", minutes=0))
+    assert not core.snoozed(noon + 61)
+    core.on_command(noon, CompanionCommand("quiet", on=True))
+    assert core.quiet(noon) and core.quiet(noon + 9 * 3600)  # until 22:00: then the schedule
+    assert core.quiet(noon + 11 * 3600)  # 23:00, quiet hours anyway
+    core.tick(noon + 10 * 3600 + 1)
+    assert core.quiet_override is None
+    core.on_command(noon + 11 * 3600, CompanionCommand("quiet", on=False))  # 23:00
+    assert not core.quiet(noon + 11 * 3600) and not core.quiet(noon + 19 * 3600)  # till 08:00
