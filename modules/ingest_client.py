@@ -395,6 +395,15 @@ class IngestClient:
             self._to_write.append(seq)
             self._write_wakeup.set()
 
+    def ping(self) -> bool:
+        """Send ``{"kind":"ping"}`` now if connected (docs/INGEST.md §4.5: a client with
+        nothing to send pings so the Pi's idle timeout does not close the connection); the
+        ``pong`` carries an ack like any other.  Returns whether it was sent."""
+        if self._writer is None or not self.connected.is_set():
+            return False
+        self._writer.write(b'{"kind":"ping"}\n')
+        return True
+
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued event is acknowledged or refused."""
         if self.spool is not None:
