@@ -31,6 +31,7 @@ from skelly.capture.summariser import Summariser
 log = logging.getLogger(__name__)
 
 MAX_HELD = 100_000
+PING_AFTER_S = 60.0
 
 
 class AgentError(Exception):
@@ -51,6 +52,7 @@ class CaptureAgent:
         make_client: Callable[[str, Spool], IngestClient] | None = None,
         say: Callable[[str], None] = lambda text: None,
         on_resume: Callable[[], None] = lambda: None,
+        check_inputs: Callable[[], str] = lambda: "",
     ) -> None:
         self.client = client
         self.summariser = summariser
@@ -62,12 +64,17 @@ class CaptureAgent:
         self.make_client = make_client
         self.say = say
         self.on_resume = on_resume
+        self.check_inputs = check_inputs
+        """Returns why input can no longer be read ('' while it can): the agent then stops
+        with that reason instead of running on without sending anything."""
         self.held: deque[dict[str, Any]] = deque(maxlen=MAX_HELD)
         self.recent: deque[float] = deque()
         self.last_ack_at: float | None = None
         self.acked_seen = 0
         self.last_change = ""
         self.resumes_seen = 0
+        self.started = time.monotonic()
+        self.last_ping = 0.0
         self.stopping = asyncio.Event()
         self._leftovers: list[asyncio.Task[None]] = []
 
@@ -200,13 +207,18 @@ class CaptureAgent:
         if c.acked > self.acked_seen:
             self.acked_seen = c.acked
             self.last_ack_at = now
+        last_sent = self.recent[-1] if self.recent else self.started
+        if now - max(last_sent, self.last_ping) >= PING_AFTER_S and c.ping():
+            self.last_ping = now  # nothing to send for a minute: keep the connection open
 
     async def run(self, spool_dir: Path | None = None) -> None:
         server = await self._serve_control()
         loop = asyncio.get_running_loop()
+        handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.stopping.set)
+                handled.append(sig)
         if spool_dir is not None:
             self._start_leftovers(spool_dir)
         try:
@@ -216,6 +228,9 @@ class CaptureAgent:
                     await asyncio.wait_for(self.stopping.wait(), self.tick_s)
                 if self.client.failure is not None:
                     raise self.client.failure
+                dead = self.check_inputs()
+                if dead:
+                    raise AgentError(dead)
             with self.lock:
                 self.summariser.pause(self.clock(), math.inf)  # closes the open span
             self.hold = False
@@ -223,6 +238,8 @@ class CaptureAgent:
             with contextlib.suppress(TimeoutError):
                 await self.client.flush(2.0)
         finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
             server.close()
             with contextlib.suppress(OSError):
                 self.control_path.unlink()

@@ -13,6 +13,7 @@ callback's wall time in nanoseconds.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable
@@ -81,9 +82,12 @@ class Taps:
         record = self.record
 
         def timed(fn: Callable[..., None]) -> Callable[..., None]:
+            # pynput passes extra arguments (``injected``) to a callback taking ``*args``
+            n = len(inspect.signature(fn).parameters)
+
             def wrapper(*args: Any) -> None:
                 t0 = time.perf_counter_ns()
-                fn(*args)
+                fn(*args[:n])
                 record.append(time.perf_counter_ns() - t0)
 
             return wrapper

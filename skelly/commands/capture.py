@@ -142,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
         if args.categories
         else categories.config_dir() / "capture.toml"
     )
+    if args.categories and not cat_path.is_file():
+        raise SkellyError(
+            f"--categories {cat_path}: no such file; give the capture config file with a "
+            "[categories] table (docs/CAPTURE.md §3), or leave the option out"
+        )
     try:
         overrides = categories.load_overrides(cat_path)
     except categories.CategoryConfigError as exc:
@@ -295,10 +300,26 @@ class _Setup:
                         f"cannot listen to input on {where}; run skelly capture inside your "
                         "desktop session as the logged-in user"
                     )
+                if getattr(listener, "IS_TRUSTED", True) is False:  # macOS, not tested here
+                    raise SkellyError(
+                        "macOS does not let this process read input: allow your terminal (or "
+                        "Python) in System Settings → Privacy & Security → Input Monitoring and "
+                        "Accessibility, then start skelly capture again"
+                    )
             watcher.start()
             if not self.quiet:
                 _say(f"capturing keyboard/mouse/focus on {where} → {self.target}")
-            return asyncio.run(self._main(summariser, lock, watcher))
+
+            def check_inputs() -> str:
+                for what, listener in (("keyboard", kl), ("mouse", ml)):
+                    if not listener.is_alive():
+                        return (
+                            f"the {what} listener stopped (see the log above); input can no "
+                            "longer be read, so the agent stops rather than send nothing"
+                        )
+                return ""
+
+            return asyncio.run(self._main(summariser, lock, watcher, check_inputs))
         finally:
             for listener in (kl, ml):
                 listener.stop()
@@ -306,7 +327,9 @@ class _Setup:
             if record_to and taps.record is not None:
                 Path(record_to).write_text("".join(f"{ns}\n" for ns in taps.record))
 
-    async def _main(self, summariser: Any, lock: threading.Lock, watcher: Any) -> int:
+    async def _main(
+        self, summariser: Any, lock: threading.Lock, watcher: Any, check_inputs: Any
+    ) -> int:
         from skelly.capture.agent import AgentError, CaptureAgent
         from skelly.capture.control import socket_path
 
@@ -326,6 +349,7 @@ class _Setup:
             make_client=self.client,
             say=_say,
             on_resume=watcher.forget,
+            check_inputs=check_inputs,
         )
         try:
             await agent.run(self.spool_path.parent)

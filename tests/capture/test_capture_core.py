@@ -191,3 +191,26 @@ def test_user_unit_quotes_arguments(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_timed_callbacks_take_what_pynput_passes() -> None:
+    """pynput hands a ``*args`` callback extra arguments (``injected``): the timed callbacks
+    (SKELLY_CAPTURE_CALLBACK_TIMES) must accept them and still record every call."""
+    import threading
+
+    from skelly.capture.taps import Taps
+
+    s = Summariser()
+    backspace = object()
+    taps = Taps(s, threading.Lock(), lambda: T0, (backspace,))
+    taps.record = []
+    cb = taps.callbacks()
+    cb["on_press"](backspace, False)
+    cb["on_press"]("a", True)
+    cb["on_move"](1, 2, False)
+    cb["on_click"](1, 2, "left", True, False)
+    cb["on_scroll"](1, 2, 0, 1, False)
+    assert len(taps.record) == 5 and all(ns > 0 for ns in taps.record)
+    out = s.tick(T0 + 1)
+    assert [e.get("correction") for e in out if e["kind"] == "key"] == [True, False]
+    assert [e["kind"] for e in out] == ["key", "key", "mouse", "scroll"]

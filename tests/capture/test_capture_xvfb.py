@@ -183,8 +183,8 @@ def test_real_input_arrives_as_timing_only_events(rig: Rig) -> None:
     xdotool(d, "click", "4", "click", "4", "click", "5")
 
     def pointer_done(ev: list[dict[str, Any]]) -> bool:
-        clicks = sum(e["clicks"] for e in ev if e["kind"] == "mouse")
-        ticks = sum(e["ticks"] for e in ev if e["kind"] == "scroll")
+        clicks = sum(int(e["clicks"]) for e in ev if e["kind"] == "mouse")
+        ticks = sum(int(e["ticks"]) for e in ev if e["kind"] == "scroll")
         return clicks >= 3 and ticks >= 3
 
     events = rig.wait_for("3 clicks and 3 scroll ticks", pointer_done)
