@@ -85,6 +85,7 @@ class CaptureAgent:
         self._prune(now)
         with self.lock:
             until = self.summariser.paused_until
+            dropped = self.summariser.dropped
         c = self.client
         return {
             "pid": os.getpid(),
@@ -97,6 +98,7 @@ class CaptureAgent:
             "unacked": len(c.unacked),
             "paused_until": None if until is None else ("resume" if math.isinf(until) else until),
             "last_change": self.last_change,
+            "dropped": dropped,
         }
 
     def _prune(self, now: float) -> None:

@@ -94,6 +94,8 @@ def status_line(st: dict[str, Any], now: float | None = None) -> str:
     else:
         left = max(0.0, float(until) - now)
         state = f"paused until {_clock_time(float(until))} ({left / 60:.0f} min left)"
+    if until is not None:
+        state += f", {st.get('dropped', 0)} inputs dropped"
     change = st.get("last_change")
     if change:
         state += f" ({change})"

@@ -39,6 +39,8 @@ class Summariser:
     outbox: list[Event] = field(default_factory=list)
     paused_until: float | None = None
     """Wall-clock end of the current pause (``None``: capturing; ``math.inf``: until resumed)."""
+    dropped: int = 0
+    """Inputs dropped since the last pause began (shown by ``--status``; never what they were)."""
     resumes: int = 0
     """How many times a pause ended (by :meth:`resume` or by its time running out)."""
     _span_start: float | None = None
@@ -59,10 +61,18 @@ class Summariser:
         self.resume()
         return False
 
+    def _drop(self, ts: float) -> bool:
+        """True (and counted in ``dropped``) if an input at ``ts`` falls in a pause."""
+        if self.paused(ts):
+            self.dropped += 1
+            return True
+        return False
+
     def pause(self, now: float, until: float) -> None:
         """Drop every input until ``until`` (wall clock); what the open span holds is sent."""
         self._close_span(now)
         self.paused_until = until
+        self.dropped = 0
         self._span_start = None
 
     def resume(self) -> None:
@@ -90,13 +100,13 @@ class Summariser:
             self._span_start = ts
 
     def key(self, ts: float, correction: bool) -> None:
-        if self.paused(ts):
+        if self._drop(ts):
             return
         self._input(ts)
         self.outbox.append({"kind": "key", "ts": ts, "correction": bool(correction)})
 
     def move(self, ts: float, x: float, y: float) -> None:
-        if self.paused(ts):
+        if self._drop(ts):
             return
         self._pointer(ts)
         if self._pos is not None:
@@ -104,7 +114,7 @@ class Summariser:
         self._pos = (x, y)
 
     def click(self, ts: float) -> None:
-        if self.paused(ts):
+        if self._drop(ts):
             return
         self._pointer(ts)
         self._clicks += 1
@@ -112,7 +122,7 @@ class Summariser:
     def scroll(self, ts: float, dx: float, dy: float) -> None:
         """One scroll callback: a wheel notch is ``dy = ±1``; larger (smooth) deltas count as
         their size in notches, at least one."""
-        if self.paused(ts):
+        if self._drop(ts):
             return
         self._pointer(ts)
         self._ticks += max(1, round(abs(dx) + abs(dy)))

@@ -87,3 +87,53 @@ def test_install_user_service_writes_the_exact_command(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_the_pi_install_does_not_pull_in_the_capture_libraries() -> None:
+    import tomllib
+
+    from tests.capture.capture_helpers import ROOT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = " ".join(project["dependencies"]).lower()
+    assert "pynput" not in deps and "xlib" not in deps
+    capture = project["optional-dependencies"]["capture"]
+    assert any(d.startswith("pynput") for d in capture)
+    assert any(d.startswith("python-xlib") and "linux" in d for d in capture)
+    # and the CLI (which imports every command) loads neither
+    probe = (
+        "import sys, skelly.cli; skelly.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pynput', 'Xlib', 'evdev')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+BLOCK_CAPTURE_LIBS = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pynput", "Xlib"):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, Block())
+import skelly.cli
+sys.exit(skelly.cli.main(sys.argv[1:]))
+"""
+
+
+def test_without_the_capture_extra_it_says_how_to_install_it(tmp_path: Path) -> None:
+    """A computer where only `pip install skelly-jelly-edge` was run (as on the Pi)."""
+    from tests.capture.capture_helpers import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK_CAPTURE_LIBS, "capture", "--to", "127.0.0.1:7878",
+         "--token-file", str(_token(tmp_path))],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=_env(tmp_path, DISPLAY=":0"),
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert "pip install 'skelly-jelly-edge[capture]'" in out.stderr

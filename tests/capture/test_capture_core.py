@@ -79,6 +79,7 @@ def test_focus_only_on_change_and_pause_drops_everything() -> None:
     s.scroll(T0 + 5, 0, 1)
     s.focus(T0 + 6, "games", "c" * 16)
     assert s.tick(T0 + 10) == []
+    assert s.dropped == 4  # key, move, click, scroll (a focus change is not an input)
     assert s.paused(T0 + 59)
     # the pause runs out: capturing again, no idle span for the pause, focus sent again
     s.key(T0 + 61, False)
@@ -154,10 +155,11 @@ def test_status_line() -> None:
         "unacked": 0,
         "paused_until": T0 + 600,
         "last_change": "paused at 10:00:00",
+        "dropped": 7,
     }
     line = control.status_line(st, now=T0)
     assert line.startswith("skelly capture: connected to pi:7878 · 42 events/min · last ack 0.4")
-    assert "paused until" in line and "(10 min left)" in line and "(paused at 10:00:00)" in line
+    assert "paused until" in line and "(10 min left), 7 inputs dropped (paused at 10:00:00)" in line
     st.update(connected=False, problem="connection refused", last_ack_age_s=None)
     st.update(paused_until=None, last_change="")
     line = control.status_line(st, now=T0)

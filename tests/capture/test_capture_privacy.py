@@ -148,7 +148,7 @@ def _identity_strings(kb: Any, keys: list[Any]) -> Iterator[re.Pattern[str]]:
                 yield re.compile(r"\bvk\b|<" + str(key.vk) + ">")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_no_key_identity_reaches_events_spool_or_log(kb: Any, data: st.DataObject) -> None:
     keys_a, keys_b, gaps = data.draw(key_sequences(kb))

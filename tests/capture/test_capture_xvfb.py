@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from skelly.capture import control
 from tests.capture.capture_helpers import ROOT, skelly, x_env, xdotool
 from tests.sim.ingest_helpers import free_port
 from tests.slowness import allow
@@ -235,6 +236,14 @@ def test_pause_resume_status_over_the_control_socket(rig: Rig) -> None:
 
     before = len(rig.keys())
     xdotool(rig.display, "type", "--delay", "20", "abc")  # while paused: dropped
+    # the three presses reached the agent's callback (and were dropped there) before resuming
+    sock = rig.home / "run" / control.SOCKET_NAME
+    deadline = time.monotonic() + allow(20)
+    while control.request(sock, {"cmd": "status"})["dropped"] < 3:
+        assert time.monotonic() < deadline, "the agent never saw the keys typed while paused"
+        time.sleep(0.05)
+    status = skelly("capture", "--status", env=rig.env)
+    assert "3 inputs dropped" in status.stdout, status.stdout
     resumed = skelly("capture", "--resume", env=rig.env)
     assert resumed.returncode == 0, resumed.stderr
     assert "capturing" in resumed.stdout and "resumed at" in resumed.stdout
