@@ -269,3 +269,18 @@ def test_second_agent_and_bad_pause_are_one_line_errors(rig: Rig, tmp_path: Path
     assert second.returncode == 2, second.stderr
     err = [ln for ln in second.stderr.splitlines() if ln.startswith("skelly: error:")]
     assert len(err) == 1 and "already running" in err[0], second.stderr
+
+
+def test_wrong_token_ends_the_agent_with_one_line(rig: Rig, tmp_path: Path) -> None:
+    """The Pi refuses the token for good: the agent stops (status 2) instead of running on."""
+    token = tmp_path / "wrong-token"
+    token.write_text("w" * 43 + "\n")
+    token.chmod(0o600)
+    (tmp_path / "run").mkdir()
+    env = {**rig.env, "XDG_RUNTIME_DIR": str(tmp_path / "run")}  # not the running agent's
+    result = skelly("capture", "--quiet", "--to", f"127.0.0.1:{rig.port}", "--token-file",
+                    str(token), "--spool", str(tmp_path / "s.ndjson"), env=env)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("skelly: error:")]
+    assert len(errors) == 1 and "refused the connection" in errors[0], result.stderr
+    assert "check --token-file" in errors[0]
