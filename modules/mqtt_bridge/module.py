@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
+from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority, aggregate
 from bus.messages import (
     AnalysisComplete,
     CompanionCommand,
@@ -361,15 +361,17 @@ class MqttBridge(Module):
 
     def _on_health(self, env: Envelope) -> None:
         self._publish_health()
+        self._refresh_detail()  # the counts in `skelly status` stay current
 
     def _publish_health(self) -> None:
-        """The service's health in words: ``healthy``, or ``degraded (Storage degraded)``."""
-        registry = self.bus.registry
-        words = registry.health().value.lower()
+        """The service's health in words without the bridge itself (its own trouble cannot be
+        told over MQTT anyway): ``healthy``, or ``degraded (Storage degraded)``."""
+        others = [m for m in self.bus.registry.modules() if m.name != self.name]
+        words = aggregate(m.effective for m in others).value.lower()
         troubled = [
             f"{m.name} {m.effective.value.lower()}"
-            for m in registry.modules()
-            if m.effective is not ModuleStatus.HEALTHY and m.name != self.name
+            for m in others
+            if m.effective is not ModuleStatus.HEALTHY
         ]
         if troubled:
             words += " (" + ", ".join(troubled) + ")"

@@ -126,9 +126,7 @@ def test_states_appear_retained_as_documented(run_uv: Run, broker: Broker) -> No
                     ex["device"].pop("sw_version")
                     assert sw.startswith("skelly-jelly-edge "), sw
                     assert actual == ex, topic  # the whole discovery config, as documented
-            elif topic.endswith("/health"):
-                assert got.split()[0] in {"healthy", "degraded", "critical", "transitioning"}
-            else:
+            else:  # availability, links, health ("healthy": the bridge leaves itself out)
                 assert got == example, (topic, got)
         state = live.last_json("skelly/desk/state")
         assert state["state"] == "FLOW" and state["time_in_state_s"] == 754
