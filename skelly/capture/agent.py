@@ -204,6 +204,7 @@ class CaptureAgent:
         for event in events:
             c.send_nowait(event)
             self.recent.append(now)
+        self._prune(now)  # the last minute only: memory stays bounded however long it runs
         if events and c.spool is not None:
             c.spool.flush()
         if c.acked > self.acked_seen:
@@ -235,8 +236,12 @@ class CaptureAgent:
                     raise AgentError(dead)
             with self.lock:
                 self.summariser.pause(self.clock(), math.inf)  # closes the open span
-            self.hold = False
             self._drain()
+            if self.held:
+                self.say(
+                    f"{len(self.held)} events captured before the Pi was first reached are not "
+                    "kept: with a reused --session their numbers depend on what the Pi holds"
+                )
             with contextlib.suppress(TimeoutError):
                 await self.client.flush(2.0)
         finally:
