@@ -13,7 +13,7 @@ wall time.
   run (target p99 ≤ 0.2 ms).
 * ``keys_stored`` — key events the Pi stored per run (checks the agent really captured them).
 
-Usage: ``python bench/capture.py [--runs 3] [--seconds 60]`` (needs Xvfb, xdotool and the
+Usage: ``python bench/capture.py [--runs 5] [--seconds 60]`` (needs Xvfb, xdotool and the
 capture extra).
 """
 
@@ -155,7 +155,7 @@ def one_run(seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args(argv)
     runs = [one_run(args.seconds) for _ in range(args.runs)]

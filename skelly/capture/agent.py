@@ -188,7 +188,7 @@ class CaptureAgent:
                 )
                 self.say("pause over: capturing")
             self.on_resume()
-        if events:
+        if events and log.isEnabledFor(logging.DEBUG):
             log.debug("queued %s", dict(Counter(e["kind"] for e in events)))
         c = self.client
         if self.hold:
@@ -214,21 +214,24 @@ class CaptureAgent:
         if now - max(last_sent, self.last_ping) >= PING_AFTER_S and c.ping():
             self.last_ping = now  # nothing to send for a minute: keep the connection open
 
-    async def run(self, spool_dir: Path | None = None) -> None:
+    async def run(self, spool_dir: Path | None = None, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` (or, without one, SIGTERM/SIGINT or :attr:`stopping`) is set."""
         server = await self._serve_control()
         loop = asyncio.get_running_loop()
         handled = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.stopping.set)
-                handled.append(sig)
+        if stop is not None:
+            self.stopping = stop
+        else:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.stopping.set)
+                    handled.append(sig)
         if spool_dir is not None:
             self._start_leftovers(spool_dir)
         try:
             while not self.stopping.is_set():
                 self._drain()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.tick_s)
+                await asyncio.sleep(self.tick_s)  # cheaper than a wait_for task per tick
                 if self.client.failure is not None:
                     raise self.client.failure
                 dead = self.check_inputs()

@@ -22,6 +22,7 @@ from typing import Any
 
 from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
 from modules.ingest_token import TokenError, read_token
+from skelly.app import run_loop
 from skelly.config import load
 from skelly.errors import SkellyError, require_dir
 
@@ -287,7 +288,7 @@ class _Setup:
                 summariser.focus(ts, category, app_id)
 
         watcher = watcher_for_platform(os.environ.get("DISPLAY", ""), on_app)
-        kl = keyboard.Listener(on_press=cb["on_press"])
+        kl = _press_only(keyboard.Listener)(on_press=cb["on_press"])
         ml = mouse.Listener(
             on_move=cb["on_move"], on_click=cb["on_click"], on_scroll=cb["on_scroll"]
         )
@@ -319,7 +320,7 @@ class _Setup:
                         )
                 return ""
 
-            return asyncio.run(self._main(summariser, lock, watcher, check_inputs))
+            return run_loop(lambda stop: self._main(summariser, lock, watcher, check_inputs, stop))
         finally:
             for listener in (kl, ml):
                 listener.stop()
@@ -328,7 +329,12 @@ class _Setup:
                 Path(record_to).write_text("".join(f"{ns}\n" for ns in taps.record))
 
     async def _main(
-        self, summariser: Any, lock: threading.Lock, watcher: Any, check_inputs: Any
+        self,
+        summariser: Any,
+        lock: threading.Lock,
+        watcher: Any,
+        check_inputs: Any,
+        stop: asyncio.Event,
     ) -> int:
         from skelly.capture.agent import AgentError, CaptureAgent
         from skelly.capture.control import socket_path
@@ -352,7 +358,7 @@ class _Setup:
             check_inputs=check_inputs,
         )
         try:
-            await agent.run(self.spool_path.parent)
+            await agent.run(self.spool_path.parent, stop)
         except AgentError as exc:
             raise SkellyError(str(exc)) from None
         except IngestClientError as exc:
@@ -366,3 +372,14 @@ class _Setup:
             if left:
                 _say(f"stopped: {left} events not acknowledged kept in {self.spool_path}")
         return 0
+
+
+def _press_only(listener: Any) -> Any:
+    """On X11, record only KeyPress (pynput records KeyPress..KeyRelease): the agent never uses
+    releases, and not recording them halves the listener's work per key (docs/CAPTURE.md §9).
+    Other back ends (and a pynput without this class attribute) are used as they are."""
+    events = getattr(listener, "_EVENTS", None)
+    if sys.platform != "linux" or not isinstance(events, tuple) or len(events) != 2:
+        return listener
+    press = events[0]
+    return type("PressOnlyListener", (listener,), {"_EVENTS": (press, press)})

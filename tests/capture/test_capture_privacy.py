@@ -174,3 +174,16 @@ def test_no_key_identity_reaches_events_spool_or_log(kb: Any, data: st.DataObjec
         assert PLANTED not in text, where
         for pattern in _identity_strings(kb, keys_a[len(PLANTED) :]):
             assert not pattern.search(text), (where, pattern.pattern)
+
+
+def test_x11_keyboard_listener_records_key_presses_only(kb: Any) -> None:
+    """The agent's keyboard listener asks the X server's RECORD extension for KeyPress only
+    (releases are never used; not recording them halves the per-key work)."""
+    from Xlib import X  # type: ignore[import-untyped,unused-ignore]
+
+    from skelly.commands.capture import _press_only
+
+    cls = _press_only(kb.Listener)
+    assert issubclass(cls, kb.Listener)
+    assert kb.Listener._EVENTS == (X.KeyPress, X.KeyRelease)  # what pynput itself records
+    assert cls._EVENTS == (X.KeyPress, X.KeyPress)
