@@ -80,6 +80,14 @@ class Behaviour:
     """Mean thinking pause, seconds (uniform in think_s x (0.5 .. 1.5))."""
     scroll_p: float = 0.0
     """Probability that the user scrolls in a given second (reading)."""
+    word_keys: float = 0.0
+    """Mean keys per word (0 = no word structure): the first key of a word takes
+    ``word_start`` times the inter-key interval, so rhythm varies as real typing does."""
+    word_start: float = 1.4
+    """IKI factor of a word's first key (with ``word_keys`` > 0)."""
+    slip_runs: bool = False
+    """A correction is a run of 1-3 backspaces after a short noticing pause (as people fix a
+    slip), instead of one key marked as a correction."""
 
 
 PROFILES: dict[FocusState, Behaviour] = {
@@ -275,8 +283,19 @@ class _Gen:
             for _ in range(n):
                 if t >= b:
                     return
-                self.emit(t, {"kind": "key", "correction": rng.random() < beh.correction_p})
-                t += max(_lognormal(rng, beh.iki_s, beh.iki_cv), 0.025)
+                if beh.slip_runs:
+                    self.emit(t, {"kind": "key", "correction": False})
+                    if rng.random() < beh.correction_p:
+                        t += _lognormal(rng, 0.35, 0.4)  # noticing the slip
+                        for _ in range(rng.randint(1, 3)):
+                            t += max(_lognormal(rng, beh.iki_s * 0.7, 0.25), 0.025)
+                            self.emit(t, {"kind": "key", "correction": True})
+                else:
+                    self.emit(t, {"kind": "key", "correction": rng.random() < beh.correction_p})
+                iki = beh.iki_s
+                if beh.word_keys > 0 and rng.random() < 1.0 / beh.word_keys:
+                    iki *= beh.word_start
+                t += max(_lognormal(rng, iki, beh.iki_cv), 0.025)
             if beh.think_p > 0 and rng.random() < beh.think_p:
                 t += beh.think_s * rng.uniform(0.5, 1.5)
             else:
@@ -445,6 +464,92 @@ THINKING = replace(PROFILES[FocusState.FLOW], think_p=0.2, think_s=30.0)
 """A coder in flow who stops to think for 15-45 s every few bursts."""
 FOCUSED_WORK = frozenset({F, N})
 
+# Typing as people type: words (a word's first key slower), phrases separated by short pauses,
+# now and then a longer pause at the end of a sentence, slips fixed with backspace runs, short
+# trips to another app.  The profiles above are cleaner than real typing (a hyperfocus with an
+# IKI CV of 0.18 and never a pause over 3 s); rules tuned on them alone judged hyperfocus by
+# that cleanliness.  These follow SPEC §4's definitions: hyperfocus is the same typist's flow,
+# denser (longer phrases, shorter pauses), steadier (fewer slips, a steadier rhythm) and lasting
+# (rarer, shorter trips away) -- not a different kind of typing.
+WORDS_FLOW = Behaviour(
+    iki_s=0.150,
+    iki_cv=0.42,
+    word_keys=6.0,
+    slip_runs=True,
+    burst_keys=30,
+    pause_s=1.7,
+    pause_cv=0.6,
+    think_p=0.3,
+    think_s=4.5,
+    correction_p=0.012,
+    mouse_p=0.04,
+    mouse_speed=300,
+    clicks_per_s=0.3,
+    dwell_s=280,
+    side_dwell_s=25,
+    apps=(CODE, TERMINAL, BROWSER, DOCS),
+)
+"""Flow with word structure, sentence pauses, backspace runs and a trip away every ~5 min."""
+WORDS_HYPERFOCUS = Behaviour(
+    iki_s=0.140,
+    iki_cv=0.36,
+    word_keys=6.0,
+    slip_runs=True,
+    burst_keys=45,
+    pause_s=1.0,
+    pause_cv=0.5,
+    think_p=0.25,
+    think_s=3.0,
+    correction_p=0.008,
+    mouse_p=0.012,
+    mouse_speed=250,
+    clicks_per_s=0.2,
+    dwell_s=650,
+    side_dwell_s=15,
+    apps=(CODE, TERMINAL, DOCS),
+)
+"""The same typist's hyperfocus: denser, steadier, hardly leaving the editor."""
+WORDS_NEUTRAL = Behaviour(
+    iki_s=0.185,
+    iki_cv=0.5,
+    word_keys=5.0,
+    slip_runs=True,
+    burst_keys=16,
+    pause_s=5.0,
+    pause_cv=0.9,
+    think_p=0.2,
+    think_s=12.0,
+    correction_p=0.02,
+    mouse_p=0.3,
+    mouse_speed=350,
+    clicks_per_s=0.2,
+    scroll_p=0.02,
+    dwell_s=120,
+    dwell_spread=0.6,
+    apps=(OFFICE, MAIL, DOCS, BROWSER, CHAT),
+)
+"""Ordinary office work: short replies and edits in one app, reading with the pointer, another
+app every couple of minutes (spreadsheet, mail, a document, the browser)."""
+WORDS_TRANSITIONING = Behaviour(
+    iki_s=0.19,
+    iki_cv=0.6,
+    word_keys=5.0,
+    slip_runs=True,
+    burst_keys=10,
+    pause_s=3.5,
+    pause_cv=0.9,
+    think_p=0.1,
+    think_s=8.0,
+    correction_p=0.03,
+    mouse_p=0.3,
+    mouse_speed=450,
+    clicks_per_s=0.3,
+    dwell_s=45,
+    dwell_spread=0.4,
+    apps=(CODE, DOCS, BROWSER, OFFICE, TERMINAL, MAIL),
+)
+"""Between tasks: a switch every 30-60 s, a few words here and there, pointer work."""
+
 SCRIPTS: dict[str, tuple[Segment, ...]] = {
     "flow": (Segment(N, 4), Segment(F, 20), Segment(N, 4)),
     "hyperfocus": (Segment(F, 6), Segment(H, 30), Segment(IDLE, 4)),
@@ -476,6 +581,25 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     "design": (Segment(N, 40, DESIGNING, FOCUSED_WORK),),
     "thinker": (Segment(F, 40, THINKING),),
     "coffee": (Segment(F, 15), Segment(IDLE, 8), Segment(F, 15), Segment(N, 5)),
+    # the same states typed in words and phrases (more realistic, and harder)
+    "words_steady_flow": (Segment(F, 40, WORDS_FLOW),),
+    "words_steady_neutral": (Segment(N, 40, WORDS_NEUTRAL),),
+    "words_long_hyperfocus": (
+        Segment(F, 4, WORDS_FLOW),
+        Segment(H, 100, WORDS_HYPERFOCUS),
+        Segment(N, 3, WORDS_NEUTRAL),
+    ),
+    "words_day": (
+        Segment(N, 5, WORDS_NEUTRAL),
+        Segment(F, 15, WORDS_FLOW),
+        Segment(T, 4, WORDS_TRANSITIONING),
+        Segment(D, 6),
+        Segment(N, 6, WORDS_NEUTRAL),
+        Segment(F, 8, WORDS_FLOW),
+        Segment(H, 25, WORDS_HYPERFOCUS),
+        Segment(T, 4, WORDS_TRANSITIONING),
+        Segment(N, 5, WORDS_NEUTRAL),
+    ),
     "switching": (
         Segment(N, 6),
         Segment(T, 5),
@@ -488,7 +612,15 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     ),
 }
 
-STEADY = ("steady_flow", "steady_neutral", "steady_transitioning", "steady_distracted", "email")
+STEADY = (
+    "steady_flow",
+    "steady_neutral",
+    "steady_transitioning",
+    "steady_distracted",
+    "email",
+    "words_steady_flow",
+    "words_steady_neutral",
+)
 """Scripts of one activity for 40 minutes: state changes per hour are counted on these."""
 PERSONAS: dict[str, Perturb | None] = {
     "fast": Perturb(iki=0.6),

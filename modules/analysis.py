@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
-from bus.messages import AnalysisComplete, EventBatch, RawEvent, StateChange
+from bus.messages import AnalysisComplete, EventBatch, FocusState, RawEvent, StateChange
 from modules.analysis_baseline import Baseline
 from modules.analysis_features import FeatureError, WindowFeatures, compute_features
 from modules.analysis_rules import (
@@ -57,6 +57,8 @@ FOCUS_CONTEXT = 32
 """Focus events remembered from before the current window (per host)."""
 MAX_HOSTS = 16
 """Hosts tracked at once; the one silent longest is forgotten first."""
+FLOW_LEARN_DELAY_S = 120.0
+"""A FLOW window's density is learnt only this long later, if no hyperfocus came since."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class WindowAnalyzer:
         self._last_input: float | None = None
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
+        self._window_end = 0.0
+        self._pending_flow: deque[tuple[float, float]] = deque()
 
     def analyze(
         self, window_start: float, window_end: float, events: tuple[RawEvent, ...]
@@ -142,13 +146,50 @@ class WindowAnalyzer:
         )
         last = self._last_input if self._last_input is not None else self._first_start
         silence = min(max(window_end - last, 0.0), 1e9)
-        ctx = Context(medium, long, silence, scale)
+        ctx = Context(medium, long, silence, scale, self.baseline.flow_duty)
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)
-        if step.accepted:
-            self.baseline.observe(full_f.iki_median_ms, full_f.iki_n, full_f.keys_per_min)
+        self._window_end = window_end
+        self._learn(step, full, full_f, medium)
         self._remember_focus(events)
         return WindowResult(window_start, window_end, full_f, full, ctx, step)
+
+    def _learn(
+        self,
+        step: TrackerStep,
+        full: Classification,
+        window: WindowFeatures,
+        medium: WindowFeatures,
+    ) -> None:
+        """Teach the baseline this person's ordinary typing (docs/ANALYSIS.md §3.1): speed from
+        any typing window, flow density from windows classified FLOW; nothing while
+        the state or the window is HYPERFOCUS, so a long session never becomes the norm it is
+        judged against."""
+        if not step.accepted:
+            return
+        if FocusState.HYPERFOCUS in (step.state, full.state):
+            if step.state is FocusState.HYPERFOCUS:
+                self._pending_flow.clear()
+            return
+        self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
+        # flow density: the last minute's typing duty of FLOW windows whose minute is all
+        # history and not already denser than the baseline's flow (dense_onset_excess[1]),
+        # committed
+        # only after ``FLOW_LEARN_DELAY_S`` without hyperfocus (so a session's run-up, read as
+        # FLOW while the long span fills, never counts as this person's ordinary flow)
+        fd = self.baseline.flow_duty
+        excess = (medium.typing_duty - fd) / max(1.0 - fd, 0.05)
+        if (
+            step.state is FocusState.FLOW
+            and full.state is FocusState.FLOW
+            and excess <= self.config.dense_onset_excess[1]
+        ):
+            if self._window_end - (self._first_start or self._window_end) >= medium.duration_s:
+                self._pending_flow.append((self._window_end, medium.typing_duty))
+        while self._pending_flow and (
+            self._window_end - self._pending_flow[0][0] >= FLOW_LEARN_DELAY_S
+        ):
+            self.baseline.observe_flow(self._pending_flow.popleft()[1])
 
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0

@@ -12,6 +12,13 @@ starts from a prior: ``prior_windows`` windows' worth of weight at the populatio
 and a day of typing dominates it.  The baseline's IKI is the median of the histogram; the rules
 judge speed as ``scale = baseline IKI / reference IKI`` (clamped), so a 90 ms and a 250 ms typist
 in the same kind of work get the same state.
+
+The baseline also keeps this person's *flow density*: the typing duty (share of time in bursts)
+over the last minutes of windows reported as FLOW, in a histogram of its own with its own prior
+(``flow_duty``, ``duty_prior_windows``).  Hyperfocus is judged as density above it (SPEC §4:
+"flow that is denser"), so it must describe ordinary flow: the engine never teaches the baseline
+anything while the state is HYPERFOCUS (speed included), or a long session would become the
+person's normal and stop being seen.
 """
 
 from __future__ import annotations
@@ -24,12 +31,20 @@ REFERENCE_IKI_MS = 150.0
 """The typist the rule thresholds are written for (docs/ANALYSIS.md §3)."""
 LO_MS, HI_MS, BINS = 40.0, 1000.0, 64
 KPM_LO, KPM_HI = 5.0, 2000.0
-FORMAT = 1
+DUTY_BINS = 50
+"""Linear bins of the flow-duty histogram over 0-1."""
+FORMAT = 2
+READABLE = (1, 2)
+"""Stored formats :meth:`Baseline.restore` takes (1 has no flow-duty histogram)."""
 
 
 def _bin(x: float, lo: float, hi: float) -> int:
     x = min(max(x, lo), hi)
     return min(int(math.log(x / lo) / math.log(hi / lo) * BINS), BINS - 1)
+
+
+def _duty_bin(x: float) -> int:
+    return min(max(int(x * DUTY_BINS), 0), DUTY_BINS - 1)
 
 
 def _value(i: float, lo: float, hi: float) -> float:
@@ -57,16 +72,25 @@ class Baseline:
     min_intervals: int = 20
     min_scale: float = 0.5
     max_scale: float = 2.0
+    flow_duty_prior: float = 0.7
+    """Population typical typing duty over minutes of flow."""
+    duty_prior_windows: float = 12.0
+    """Weight of that prior, in flow windows (two minutes of flow halve its weight)."""
     windows: float = 0.0
     """Typing windows seen (decayed weight, without the prior)."""
+    flow_windows: float = 0.0
+    """Flow windows seen for the flow density (decayed weight, without the prior)."""
     iki_hist: list[float] = field(default_factory=list)
     kpm_hist: list[float] = field(default_factory=list)
+    duty_hist: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.iki_hist or len(self.iki_hist) != BINS:
             self.iki_hist = [0.0] * BINS
         if not self.kpm_hist or len(self.kpm_hist) != BINS:
             self.kpm_hist = [0.0] * BINS
+        if not self.duty_hist or len(self.duty_hist) != DUTY_BINS:
+            self.duty_hist = [0.0] * DUTY_BINS
 
     def _prior(self, hist: list[float], value: float, lo: float, hi: float) -> list[float]:
         out = list(hist)
@@ -88,6 +112,19 @@ class Baseline:
         )
 
     @property
+    def flow_duty(self) -> float:
+        """This person's typical typing duty over minutes of flow (median, prior included)."""
+        hist = list(self.duty_hist)
+        hist[_duty_bin(self.flow_duty_prior)] += self.duty_prior_windows
+        total = math.fsum(hist)
+        acc = 0.0
+        for i, w in enumerate(hist):
+            if acc + w >= total / 2 and w > 0:
+                return (i + (total / 2 - acc) / w) / DUTY_BINS
+            acc += w
+        return self.flow_duty_prior
+
+    @property
     def scale(self) -> float:
         """Baseline IKI / reference IKI, clamped: > 1 for a slower typist than the reference."""
         return min(max(self.iki_ms / REFERENCE_IKI_MS, self.min_scale), self.max_scale)
@@ -107,6 +144,17 @@ class Baseline:
         self.windows = self.windows * keep + 1.0
         return True
 
+    def observe_flow(self, typing_duty: float) -> bool:
+        """Add the typing duty of a window reported as FLOW (over the last minutes)."""
+        if not (math.isfinite(typing_duty) and 0.0 <= typing_duty <= 1.0):
+            return False
+        keep = 0.5 ** (1.0 / self.half_life_windows)
+        for i, w in enumerate(self.duty_hist):
+            self.duty_hist[i] = w * keep
+        self.duty_hist[_duty_bin(typing_duty)] += 1.0
+        self.flow_windows = self.flow_windows * keep + 1.0
+        return True
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -115,18 +163,26 @@ class Baseline:
             "kpm": round(self.kpm, 2),
             "iki_hist": list(self.iki_hist),
             "kpm_hist": list(self.kpm_hist),
+            "flow_windows": self.flow_windows,
+            "flow_duty": round(self.flow_duty, 4),
+            "duty_hist": list(self.duty_hist),
         }
 
     def restore(self, data: object) -> bool:
         """Take the learnt part of a stored :meth:`to_json`; False (and unchanged) if unusable."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in READABLE:
             return False
         hists = []
-        for key in ("iki_hist", "kpm_hist"):
+        keys = (
+            ("iki_hist", "kpm_hist")
+            if data["format"] == 1
+            else ("iki_hist", "kpm_hist", "duty_hist")
+        )
+        for key in keys:
             h = data.get(key)
             if not (
                 isinstance(h, list)
-                and len(h) == BINS
+                and len(h) == (DUTY_BINS if key == "duty_hist" else BINS)
                 and all(
                     isinstance(w, (int, float))
                     and not isinstance(w, bool)
@@ -137,9 +193,19 @@ class Baseline:
             ):
                 return False
             hists.append([float(w) for w in h])
-        windows = data.get("windows")
-        if not isinstance(windows, (int, float)) or not math.isfinite(windows) or windows < 0:
-            return False
-        self.iki_hist, self.kpm_hist = hists
-        self.windows = float(windows)
+        counts = []
+        for key in ("windows", "flow_windows") if len(hists) == 3 else ("windows",):
+            n = data.get(key)
+            if (
+                isinstance(n, bool)
+                or not isinstance(n, (int, float))
+                or not math.isfinite(n)
+                or n < 0
+            ):
+                return False
+            counts.append(float(n))
+        self.iki_hist, self.kpm_hist = hists[0], hists[1]
+        self.windows = counts[0]
+        if len(hists) == 3:
+            self.duty_hist, self.flow_windows = hists[2], counts[1]
         return True

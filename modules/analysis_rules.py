@@ -97,6 +97,10 @@ class AnalysisConfig:
     """Typing windows after which the old baseline weighs half (about a working day)."""
     baseline_min_intervals: int = 20
     """Typing intervals a window needs to update the baseline."""
+    baseline_flow_duty: float = 0.7
+    """Population typical typing duty over minutes of flow (docs §3.1)."""
+    baseline_duty_prior_windows: float = 12.0
+    """Weight of that prior, in flow windows."""
 
     typing_keys: Ramp = (6.0, 12.0)
     flow_kpm: Ramp = (90.0, 140.0)
@@ -111,11 +115,9 @@ class AnalysisConfig:
     hold_burst_keys: Ramp = (8.0, 12.0)
     hold_pointer: Ramp = (0.15, 0.3)
     hold_spm: Ramp = (1.0, 2.0)
-    dense_kpm: Ramp = (300.0, 360.0)
-    dense_duty: Ramp = (0.68, 0.82)
-    dense_pause_s: Ramp = (3.0, 4.5)
-    dense_rcv: Ramp = (0.35, 0.45)
-    dense_app_share: Ramp = (0.9, 0.98)
+    dense_excess: Ramp = (0.3, 0.5)
+    dense_onset_excess: Ramp = (0.1, 0.25)
+    dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
     erratic_rcv: Ramp = (0.7, 1.0)
@@ -142,7 +144,7 @@ class AnalysisConfig:
                     )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"analysis.{f.name} must be a number, got {value!r}")
-            elif f.name in ("change_min_confidence", "evidence_decay"):
+            elif f.name in ("change_min_confidence", "evidence_decay", "baseline_flow_duty"):
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(
                         f"analysis.{f.name} must be a number from 0 to 1, got {value!r}"
@@ -171,6 +173,8 @@ class AnalysisConfig:
             prior_windows=self.baseline_prior_windows,
             half_life_windows=self.baseline_half_life_windows,
             min_intervals=self.baseline_min_intervals,
+            flow_duty_prior=self.baseline_flow_duty,
+            duty_prior_windows=self.baseline_duty_prior_windows,
         )
 
 
@@ -222,6 +226,8 @@ class Context:
     """Seconds since the last deliberate input (key, click, scroll, switch, pointer run)."""
     scale: float = 1.0
     """Baseline IKI / reference IKI of this person (1 = the reference typist)."""
+    flow_duty: float = 0.7
+    """This person's typical typing duty over minutes of flow (the baseline's)."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -251,19 +257,13 @@ def _sustained_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> f
     )
 
 
-def _dense(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
-    # a fast typist's bursts take less time: count them as the reference typist's would last
-    fast = min(scale, 1.0)
-    typing = x.typing_duty / fast
-    duty = typing / (typing + 1.0 - x.typing_duty) if x.typing_duty < 1.0 else 1.0
-    density = (
-        up(x.keys_per_min * fast, cfg.dense_kpm)
-        + up(duty, cfg.dense_duty)
-        + down(x.longest_pause_s, cfg.dense_pause_s)
-    ) / 3.0
-    return min(
-        density, down(x.iki_rcv, cfg.dense_rcv), up(x.dominant_app_share, cfg.dense_app_share)
-    )
+def _dense(
+    x: WindowFeatures, cfg: AnalysisConfig, flow_duty: float, ramp: Ramp | None = None
+) -> float:
+    """Denser than this person's flow: the share of their flow's pause time that is gone
+    ((duty - flow duty) / (1 - flow duty)), hardly leaving the app."""
+    excess = (x.typing_duty - flow_duty) / max(1.0 - flow_duty, 0.05)
+    return min(up(excess, ramp or cfg.dense_excess), up(x.dominant_app_share, cfg.dense_app_share))
 
 
 def _non_work(x: WindowFeatures) -> float:
@@ -293,7 +293,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     """Score the six states for one window (docs/ANALYSIS.md §3).  Without ``ctx`` the window
     is its own context (a reference typist, silence = the window's quiet tail)."""
     if ctx is None:
-        ctx = Context(f, f, f.quiet_tail_s, 1.0)
+        ctx = Context(f, f, f.quiet_tail_s, 1.0, cfg.baseline_flow_duty)
     m, c, k = ctx.medium, ctx.long, ctx.scale
     # FLOW / HYPERFOCUS: steady typing at the person's pace in one app, keyboard work, settled
     # settled in one app: over the last minute, or over the last minutes with trips and back
@@ -320,7 +320,13 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         down(m.new_switches_per_min, cfg.hold_spm),
     )
     flow_core = max(flow_now, flow_held)
-    dense = max(_dense(m, cfg, k), _dense(c, cfg, k))
+    # denser than this person's flow over the last minutes, or over the last minute while the
+    # last minutes are already on their way there (a session's onset)
+    dense_c = _dense(c, cfg, ctx.flow_duty)
+    onset = min(
+        _dense(m, cfg, ctx.flow_duty), _dense(c, cfg, ctx.flow_duty, cfg.dense_onset_excess)
+    )
+    dense = max(dense_c, onset)
     hyperfocus = min(flow_core, dense)
     flow = min(flow_core, 1.0 - dense)
     # DISTRACTED: hopping every few seconds, seen in the window or over the last minute

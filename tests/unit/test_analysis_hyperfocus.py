@@ -1,0 +1,103 @@
+"""Hyperfocus as SPEC §4 defines it (flow that is denser, steadier and lasts), judged against the
+person's own flow density, and a baseline that never learns from a hyperfocus session.
+
+Traces are the tuning family's word-and-phrase typing (``hw_sim.scenarios.WORDS_*``): sentence
+pauses over 4 s, an IKI spread like real typing, backspace runs, short trips to the terminal.
+The old density rule (keys/min over 300, no pause over 3-4.5 s, robust CV under 0.35-0.45) read
+this hyperfocus as FLOW, and the baseline learnt from the session itself."""
+
+from __future__ import annotations
+
+import itertools
+
+from bus.messages import FocusState
+from hw_sim.scenarios import (
+    DEFAULT_START,
+    WORDS_FLOW,
+    WORDS_HYPERFOCUS,
+    Perturb,
+    Segment,
+    generate,
+    windows,
+)
+from modules.analysis import WindowAnalyzer
+from modules.analysis_baseline import Baseline
+
+S = FocusState
+
+
+def _run(
+    minutes_flow: float, minutes_hyper: float, iki: float, seed: int = 3
+) -> tuple[list[tuple[float, FocusState, float, float, float]], float]:
+    """(window_end, state, time in state, baseline windows, baseline flow duty) per window and
+    the time the hyperfocus segment starts."""
+    sc = generate(
+        "hf",
+        (
+            Segment(S.FLOW, minutes_flow, WORDS_FLOW),
+            Segment(S.HYPERFOCUS, minutes_hyper, WORDS_HYPERFOCUS),
+        ),
+        seed=seed,
+        start=DEFAULT_START + 4.0,
+        perturb=Perturb(iki=iki),
+    )
+    an = WindowAnalyzer()
+    out = []
+    for b in windows(sc.raw_events(), sc.start, sc.end):
+        r = an.analyze(b.window_start, b.window_end, b.events)
+        out.append(
+            (
+                b.window_end,
+                r.step.state,
+                r.step.time_in_state_s,
+                an.baseline.windows,
+                an.baseline.flow_duty,
+            )
+        )
+    return out, sc.truth[1].start
+
+
+def test_the_baseline_learns_nothing_while_in_hyperfocus() -> None:
+    rows, hf_start = _run(6, 40, iki=1.0)
+    entered = next(r for r in rows if r[0] > hf_start and r[1] is S.HYPERFOCUS)
+    assert entered[0] - hf_start <= 240, "hyperfocus seen within 4 minutes"
+    stays = [
+        (a, b) for a, b in itertools.pairwise(rows) if a[1] is S.HYPERFOCUS and b[1] is S.HYPERFOCUS
+    ]
+    assert len(stays) >= 60, "a long stay in HYPERFOCUS"
+    # neither the speed nor the flow density moved while the state was HYPERFOCUS
+    assert all(b[3] == a[3] and b[4] == a[4] for a, b in stays)
+
+
+def test_flow_density_is_the_persons_own_so_a_fast_typists_hyperfocus_is_seen() -> None:
+    """A 90 ms typist's pauses are the same seconds as anyone's, so their flow has a low typing
+    duty and their hyperfocus one that is ordinary flow for a slower typist: only the learnt
+    flow density tells them apart."""
+    rows, hf_start = _run(6, 20, iki=0.6)
+    flow = [r for r in rows if hf_start - 240 <= r[0] <= hf_start]
+    hyper = [r for r in rows if r[0] >= hf_start + 180]
+    assert all(r[1] is S.FLOW for r in flow)
+    assert min(r[4] for r in rows) < Baseline().flow_duty - 0.05, "it learnt their lighter flow"
+    assert sum(r[1] is S.HYPERFOCUS for r in hyper) / len(hyper) >= 0.6
+
+
+def test_a_slow_typists_steady_flow_is_not_mistaken_for_hyperfocus() -> None:
+    rows, _ = _run(30, 1, iki=1.67, seed=5)
+    states = [r[1] for r in rows if r[0] >= rows[0][0] + 120]
+    assert states.count(S.HYPERFOCUS) / len(states) <= 0.1
+    assert max(r[2] for r in rows if r[1] is S.FLOW) >= 15 * 60
+
+
+def test_the_flow_density_round_trips_and_old_baselines_still_load() -> None:
+    b = Baseline()
+    for _ in range(200):
+        b.observe_flow(0.5)
+    assert abs(b.flow_duty - 0.5) < 0.03
+    c = Baseline()
+    assert c.restore(b.to_json()) and abs(c.flow_duty - b.flow_duty) < 1e-9
+    old = {k: v for k, v in b.to_json().items() if k not in ("duty_hist", "flow_windows")}
+    old["format"] = 1
+    d = Baseline()
+    assert d.restore(old) and d.flow_duty == Baseline().flow_duty
+    bad = b.to_json() | {"duty_hist": [0.0] * 3}
+    assert not Baseline().restore(bad)
