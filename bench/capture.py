@@ -9,6 +9,9 @@ callback it runs (the code pynput calls on its input thread).  ``xdotool type --
 wall time.
 
 * ``cpu_percent_of_core`` — median over the runs (target ≤ 1 %); every run's value in ``runs``.
+* ``pointer_cpu_percent_of_core`` — median CPU during ``--mouse-seconds`` of pointer motion at
+  about 100 events/s after the typing (no target; reported so the cost of a moving mouse is
+  known).
 * ``callback_p99_ms`` / ``callback_p50_ms`` / ``callback_max_ms`` — over every callback of every
   run (target p99 ≤ 0.2 ms).
 * ``keys_stored`` — key events the Pi stored per run (checks the agent really captured them).
@@ -77,7 +80,7 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def one_run(seconds: float) -> dict[str, Any]:
+def one_run(seconds: float, mouse_seconds: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         xvfb, display = _xvfb()
@@ -133,6 +136,9 @@ def one_run(seconds: float) -> dict[str, Any]:
             wall = time.monotonic() - t0
             c1 = proc.cpu_times()
             cpu = (c1.user - c0.user) + (c1.system - c0.system)
+            pointer: dict[str, float] = {}
+            if mouse_seconds > 0:
+                pointer = _pointer_phase(proc, display, mouse_seconds)
             time.sleep(2.0)  # the last events reach the Pi
         finally:
             if capture is not None:
@@ -149,16 +155,40 @@ def one_run(seconds: float) -> dict[str, Any]:
             "keys_typed": n_keys,
             "keys_per_s": round(n_keys / wall, 2),
             "keys_stored": stored,
+            **pointer,
             "callback_ns": durations,
         }
+
+
+def _pointer_phase(proc: psutil.Process, display: str, seconds: float) -> dict[str, float]:
+    """CPU while xdotool moves the pointer by 1 px about 100 times a second (a mouse in use
+    sends 60-1000 motion events/s; each one costs pynput's X11 back end a parse)."""
+    moves = int(seconds * 100)
+    chain: list[str] = []
+    for i in range(moves):
+        chain += ["mousemove_relative", "--", "1" if (i // 200) % 2 == 0 else "-1", "0"]
+        chain += ["sleep", "0.01"]
+    c0 = proc.cpu_times()
+    t0 = time.monotonic()
+    subprocess.run(["xdotool", *chain], env={**os.environ, "DISPLAY": display}, check=True)
+    wall = time.monotonic() - t0
+    c1 = proc.cpu_times()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    return {
+        "pointer_cpu_percent_of_core": round(100.0 * cpu / wall, 3),
+        "pointer_moves_per_s": round(moves / wall, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--mouse-seconds", type=float, default=20.0, help="pointer phase after typing (0: none)"
+    )
     args = ap.parse_args(argv)
-    runs = [one_run(args.seconds) for _ in range(args.runs)]
+    runs = [one_run(args.seconds, args.mouse_seconds) for _ in range(args.runs)]
     all_ns: list[int] = sorted(ns for r in runs for ns in r.pop("callback_ns"))
 
     def pct(p: float) -> float:
@@ -170,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
                 "bench": "capture",
                 "cpu_percent_of_core": statistics.median(r["cpu_percent_of_core"] for r in runs),
                 "cpu_target_percent": 1.0,
+                "pointer_cpu_percent_of_core": statistics.median(
+                    r.get("pointer_cpu_percent_of_core", 0.0) for r in runs
+                ),
                 "callback_p50_ms": pct(0.50),
                 "callback_p99_ms": pct(0.99),
                 "callback_max_ms": round(all_ns[-1] / 1e6, 4),
