@@ -80,7 +80,10 @@ def test_host_drives_the_micropython_firmware(run: Run) -> None:
         led_count=12, servo=True, display_w=128, display_h=64, buzzer=True, button=True,
         touch=False, max_text=80,
     )  # fmt: skip
-    assert rig.lines[:2] == ["BOOT 1", "SESSION 1"]
+    # boot, then the session; only the sleepy idle face (§5.2) may come between: on a slow machine
+    # (arm64 under emulation) the first frame is drawn before the handshake ends
+    assert rig.lines[0] == "BOOT 1"
+    assert set(rig.lines[1 : rig.lines.index("SESSION 1")]) <= {"DISPLAY 2 "}
     assert "APPLY GLOW 255 0 0 128 1000 64 200" in rig.lines
     assert "APPLY POSE 204 1500 3" in rig.lines
     assert "APPLY TEXT 1 3000 héllo!" in rig.lines
