@@ -122,10 +122,16 @@ def run(args: argparse.Namespace) -> int:
     if (args.tls or args.ca) and target.unix_path:
         raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
     ctx = _tls_context(args.ca) if (args.tls or args.ca) else None
+    from skelly.capture import categories, environment
+
+    if args.categories and not Path(args.categories).expanduser().is_file():
+        raise SkellyError(
+            f"--categories {args.categories}: no such file; give the capture config file with a "
+            "[categories] table (docs/CAPTURE.md §3), or leave the option out"
+        )
+    config = load(args.config)  # a wrong --config is one line now, not at every login
     if args.install_user_service:
         return _install(args, target, token_path)
-
-    from skelly.capture import categories, environment
 
     try:
         where = environment.check()
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         spool_path = Path(args.spool).expanduser()
         hint = "give --spool a file in a directory you can write"
     else:
-        spool_path = load(args.config).state_dir() / "spool" / f"{host_id}-{session}.ndjson"
+        spool_path = config.state_dir() / "spool" / f"{host_id}-{session}.ndjson"
         hint = "give --spool a file in a directory you can write, or set data_dir"
     require_dir(spool_path.parent, write=True, create=True, what="the spool directory", hint=hint)
     cat_path = (
@@ -143,11 +149,6 @@ def run(args: argparse.Namespace) -> int:
         if args.categories
         else categories.config_dir() / "capture.toml"
     )
-    if args.categories and not cat_path.is_file():
-        raise SkellyError(
-            f"--categories {cat_path}: no such file; give the capture config file with a "
-            "[categories] table (docs/CAPTURE.md §3), or leave the option out"
-        )
     try:
         overrides = categories.load_overrides(cat_path)
     except categories.CategoryConfigError as exc:

@@ -66,6 +66,7 @@ def test_status_without_an_agent_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_install_user_service_writes_the_exact_command(tmp_path: Path) -> None:
     token = _token(tmp_path)
     cats = tmp_path / "my cats.toml"
+    cats.write_text('[categories]\n"my-tool" = "code"\n')
     result = skelly(
         "capture", "--to", "192.168.1.20:7878", "--token-file", str(token), "--tls",
         "--session", "desk-1", "--categories", str(cats), "--install-user-service",
@@ -137,3 +138,14 @@ def test_without_the_capture_extra_it_says_how_to_install_it(tmp_path: Path) -> 
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1, out.stderr
     assert "pip install 'skelly-jelly-edge[capture]'" in out.stderr
+
+
+def test_install_refuses_a_categories_file_that_is_not_there(tmp_path: Path) -> None:
+    result = skelly(
+        "capture", "--to", "pi:7878", "--token-file", str(_token(tmp_path)),
+        "--categories", str(tmp_path / "nope.toml"), "--install-user-service",
+        env=_env(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "nope.toml: no such file" in result.stderr
+    assert not (tmp_path / "cfg" / "systemd").exists()
