@@ -84,6 +84,26 @@ def package_version() -> str:
         return "unknown"
 
 
+CONNECT_TIMEOUT_S = 15.0
+CLOSE_TIMEOUT_S = 2.0
+
+
+def _abandon(client: Any) -> None:
+    """Drop a connection that did not open or close in time: stop watching its socket and close
+    it (aiomqtt keeps the paho client in ``_client``; there is no public way to do this)."""
+    with contextlib.suppress(Exception):
+        paho = client._client
+        sock = paho.socket()
+        if sock is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock.fileno())
+            loop.remove_writer(sock.fileno())
+            sock.close()
+    with contextlib.suppress(Exception):
+        if client._lock.locked():
+            client._lock.release()
+
+
 class BridgeRefused(Exception):
     """The broker refused something this device needs (a subscription: the ACL)."""
 
@@ -156,6 +176,8 @@ class MqttBridge(Module):
         try:
             import aiomqtt
             from aiomqtt.exceptions import MqttConnectError
+
+            from modules.mqtt_bridge.client import SafeClient
         except ImportError:
             self.set_status(
                 ModuleStatus.UNHEALTHY,
@@ -164,6 +186,7 @@ class MqttBridge(Module):
             return
         self._aiomqtt = aiomqtt
         self._connect_error = MqttConnectError
+        self._client_class: Any = SafeClient
         if cfg.mirror and cfg.mirror == self.device_id:
             self.set_status(
                 ModuleStatus.UNHEALTHY,
@@ -383,7 +406,7 @@ class MqttBridge(Module):
     def _client(self) -> Any:
         aiomqtt = self._aiomqtt
         cfg = self.config
-        return aiomqtt.Client(
+        return self._client_class(
             cfg.host,
             cfg.port,
             username=cfg.username or None,
@@ -400,13 +423,15 @@ class MqttBridge(Module):
         failures = 0
         while True:
             try:
-                async with self._client() as client:
-                    failures = 0
-                    try:
-                        await self._session(client)
-                    except asyncio.CancelledError:
-                        await self._say_offline(client)
-                        raise
+                client = await self._connect()
+                failures = 0
+                try:
+                    await self._session(client)
+                except asyncio.CancelledError:
+                    await self._say_offline(client)
+                    raise
+                finally:
+                    await self._close(client)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -421,6 +446,28 @@ class MqttBridge(Module):
                 r=self.random(),
             )
             await self.sleep(delay)
+
+    async def _connect(self) -> Any:
+        """``async with client`` in two bounded halves: aiomqtt waits for the CONNACK (and, on
+        leaving, for the socket to close) without a limit of its own."""
+        client = self._client()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await client.__aenter__()
+        except TimeoutError:
+            _abandon(client)
+            raise TimeoutError(f"no answer within {CONNECT_TIMEOUT_S:g} s") from None
+        except BaseException:
+            _abandon(client)
+            raise
+        return client
+
+    async def _close(self, client: Any) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await client.__aexit__(None, None, None)
+        except Exception:  # already gone, or no answer: drop the socket
+            _abandon(client)
 
     def _lost(self, exc: BaseException) -> None:
         self.connected = self.verified = False

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiomqtt
 
+from modules.mqtt_bridge.client import SafeClient
 from tests.slowness import allow
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -164,7 +165,7 @@ class Broker:
 
 
 def admin(broker: Broker, identifier: str = "") -> aiomqtt.Client:
-    return aiomqtt.Client(
+    return SafeClient(
         "127.0.0.1",
         broker.port,
         username="admin",
@@ -212,8 +213,11 @@ class Seen:
 async def collect(broker: Broker, topic: str = "#") -> AsyncIterator[tuple[Seen, aiomqtt.Client]]:
     """Subscribe as ``admin`` to ``topic`` and record everything until the block ends."""
     seen = Seen()
-    async with admin(broker) as client:
-        await client.subscribe(topic, qos=1)
+    client = admin(broker)
+    async with asyncio.timeout(allow(15)):  # aiomqtt itself waits for the CONNACK for ever
+        await client.__aenter__()
+    try:
+        await client.subscribe(topic, qos=1, timeout=allow(10))
 
         async def reader() -> None:
             async for m in client.messages:
@@ -229,3 +233,6 @@ async def collect(broker: Broker, topic: str = "#") -> AsyncIterator[tuple[Seen,
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    finally:
+        async with asyncio.timeout(allow(10)):
+            await client.__aexit__(None, None, None)
