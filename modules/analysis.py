@@ -34,6 +34,7 @@ from bus.messages import AnalysisComplete, EventBatch, FocusState, RawEvent, Sta
 from modules.analysis_baseline import Baseline
 from modules.analysis_features import FeatureError, WindowFeatures, compute_features
 from modules.analysis_rules import (
+    HEADROOM,
     AnalysisConfig,
     Classification,
     Context,
@@ -57,7 +58,7 @@ FOCUS_CONTEXT = 32
 """Focus events remembered from before the current window (per host)."""
 MAX_HOSTS = 16
 """Hosts tracked at once; the one silent longest is forgotten first."""
-FLOW_LEARN_DELAY_S = 120.0
+FLOW_LEARN_DELAY_S = 180.0
 """A FLOW window's density is learnt only this long later, if no hyperfocus came since."""
 
 
@@ -146,11 +147,18 @@ class WindowAnalyzer:
         )
         last = self._last_input if self._last_input is not None else self._first_start
         silence = min(max(window_end - last, 0.0), 1e9)
-        ctx = Context(medium, long, silence, scale, self.baseline.flow_duty)
+        ctx = Context(
+            medium,
+            long,
+            silence,
+            scale,
+            self.baseline.flow_duty_with(d for _, d in self._pending_flow),
+            self.tracker.state is FocusState.HYPERFOCUS,
+        )
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)
         self._window_end = window_end
-        self._learn(step, full, full_f, medium)
+        self._learn(step, full, full_f, medium, long)
         self._remember_focus(events)
         return WindowResult(window_start, window_end, full_f, full, ctx, step)
 
@@ -160,6 +168,7 @@ class WindowAnalyzer:
         full: Classification,
         window: WindowFeatures,
         medium: WindowFeatures,
+        long: WindowFeatures,
     ) -> None:
         """Teach the baseline this person's ordinary typing (docs/ANALYSIS.md §3.1): speed from
         any typing window, flow density from windows classified FLOW; nothing while
@@ -172,20 +181,23 @@ class WindowAnalyzer:
                 self._pending_flow.clear()
             return
         self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
-        # flow density: the last minute's typing duty of FLOW windows whose minute is all
-        # history and not already denser than the baseline's flow (dense_onset_excess[1]),
-        # committed
-        # only after ``FLOW_LEARN_DELAY_S`` without hyperfocus (so a session's run-up, read as
-        # FLOW while the long span fills, never counts as this person's ordinary flow)
-        fd = self.baseline.flow_duty
-        excess = (medium.typing_duty - fd) / max(1.0 - fd, 0.05)
+        # flow density (docs §3.1): the typing duty of the longest span that is all history
+        # (the last few minutes once there are that many, the last minute before), from FLOW
+        # windows not already denser than the person's flow; provisional (the rules see it at
+        # once) until ``FLOW_LEARN_DELAY_S`` later, and dropped if HYPERFOCUS comes first, so a
+        # session's run-up, read as FLOW while the long span fills, is never learnt as flow
+        history = self._window_end - (self._first_start or self._window_end)
+        settled = min(history, step.time_in_state_s) >= long.duration_s
+        span = long if settled else medium
+        fd = self.baseline.flow_duty_with(d for _, d in self._pending_flow)
+        excess = (span.typing_duty - fd) / max(1.0 - fd, HEADROOM)
         if (
             step.state is FocusState.FLOW
             and full.state is FocusState.FLOW
-            and excess <= self.config.dense_onset_excess[1]
+            and excess <= self.config.dense_excess[0]
+            and history >= span.duration_s
         ):
-            if self._window_end - (self._first_start or self._window_end) >= medium.duration_s:
-                self._pending_flow.append((self._window_end, medium.typing_duty))
+            self._pending_flow.append((self._window_end, span.typing_duty))
         while self._pending_flow and (
             self._window_end - self._pending_flow[0][0] >= FLOW_LEARN_DELAY_S
         ):

@@ -24,6 +24,7 @@ person's normal and stop being seen.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,8 @@ class Baseline:
     max_scale: float = 2.0
     flow_duty_prior: float = 0.7
     """Population typical typing duty over minutes of flow."""
-    duty_prior_windows: float = 12.0
-    """Weight of that prior, in flow windows (two minutes of flow halve its weight)."""
+    duty_prior_windows: float = 6.0
+    """Weight of that prior, in flow windows (a minute of flow halves its weight)."""
     windows: float = 0.0
     """Typing windows seen (decayed weight, without the prior)."""
     flow_windows: float = 0.0
@@ -114,8 +115,15 @@ class Baseline:
     @property
     def flow_duty(self) -> float:
         """This person's typical typing duty over minutes of flow (median, prior included)."""
+        return self.flow_duty_with(())
+
+    def flow_duty_with(self, provisional: Iterable[float]) -> float:
+        """:attr:`flow_duty` as if ``provisional`` duties were observed as well."""
         hist = list(self.duty_hist)
         hist[_duty_bin(self.flow_duty_prior)] += self.duty_prior_windows
+        for d in provisional:
+            if math.isfinite(d) and 0.0 <= d <= 1.0:
+                hist[_duty_bin(d)] += 1.0
         total = math.fsum(hist)
         acc = 0.0
         for i, w in enumerate(hist):

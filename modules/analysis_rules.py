@@ -40,6 +40,9 @@ TIE_ORDER: tuple[FocusState, ...] = (
     FocusState.NEUTRAL,
 )
 
+HEADROOM = 0.3
+"""Least headroom (1 - flow duty) density is measured in: near a flow duty of 1, a few
+percent of noise would otherwise count as most of the pause time gone."""
 FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
 
 
@@ -99,7 +102,7 @@ class AnalysisConfig:
     """Typing intervals a window needs to update the baseline."""
     baseline_flow_duty: float = 0.7
     """Population typical typing duty over minutes of flow (docs §3.1)."""
-    baseline_duty_prior_windows: float = 12.0
+    baseline_duty_prior_windows: float = 6.0
     """Weight of that prior, in flow windows."""
 
     typing_keys: Ramp = (6.0, 12.0)
@@ -115,8 +118,9 @@ class AnalysisConfig:
     hold_burst_keys: Ramp = (8.0, 12.0)
     hold_pointer: Ramp = (0.15, 0.3)
     hold_spm: Ramp = (1.0, 2.0)
-    dense_excess: Ramp = (0.3, 0.5)
-    dense_onset_excess: Ramp = (0.1, 0.25)
+    dense_excess: Ramp = (0.22, 0.4)
+    dense_onset_excess: Ramp = (0.15, 0.3)
+    dense_hold_excess: Ramp = (0.1, 0.22)
     dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
@@ -228,6 +232,8 @@ class Context:
     """Baseline IKI / reference IKI of this person (1 = the reference typist)."""
     flow_duty: float = 0.7
     """This person's typical typing duty over minutes of flow (the baseline's)."""
+    in_hyperfocus: bool = False
+    """The reported state is HYPERFOCUS: staying needs less density than entering."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -257,13 +263,20 @@ def _sustained_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> f
     )
 
 
+def _excess(x: WindowFeatures, flow_duty: float) -> float:
+    """The share of this person's flow pause time that is gone: (duty - flow duty) / (1 - flow
+    duty), the headroom at least ``HEADROOM``."""
+    return (x.typing_duty - flow_duty) / max(1.0 - flow_duty, HEADROOM)
+
+
 def _dense(
     x: WindowFeatures, cfg: AnalysisConfig, flow_duty: float, ramp: Ramp | None = None
 ) -> float:
-    """Denser than this person's flow: the share of their flow's pause time that is gone
-    ((duty - flow duty) / (1 - flow duty)), hardly leaving the app."""
-    excess = (x.typing_duty - flow_duty) / max(1.0 - flow_duty, 0.05)
-    return min(up(excess, ramp or cfg.dense_excess), up(x.dominant_app_share, cfg.dense_app_share))
+    """Denser than this person's flow, hardly leaving the app."""
+    return min(
+        up(_excess(x, flow_duty), ramp or cfg.dense_excess),
+        up(x.dominant_app_share, cfg.dense_app_share),
+    )
 
 
 def _non_work(x: WindowFeatures) -> float:
@@ -322,9 +335,9 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     flow_core = max(flow_now, flow_held)
     # denser than this person's flow over the last minutes, or over the last minute while the
     # last minutes are already on their way there (a session's onset)
-    dense_c = _dense(c, cfg, ctx.flow_duty)
+    dense_c = _dense(c, cfg, ctx.flow_duty, cfg.dense_hold_excess if ctx.in_hyperfocus else None)
     onset = min(
-        _dense(m, cfg, ctx.flow_duty), _dense(c, cfg, ctx.flow_duty, cfg.dense_onset_excess)
+        _dense(m, cfg, ctx.flow_duty), up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess)
     )
     dense = max(dense_c, onset)
     hyperfocus = min(flow_core, dense)

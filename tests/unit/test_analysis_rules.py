@@ -166,8 +166,8 @@ def test_ambiguous_window_has_low_confidence() -> None:
 
 
 def test_doubt_between_flow_and_hyperfocus_is_no_doubt_about_focus() -> None:
-    # halfway up the dense_excess ramp over the population's flow duty (0.7): 0.7 + 0.4 * 0.3
-    middle = dataclasses.replace(FLOW, keys_per_min=330, typing_duty=0.82, longest_pause_s=3.75)
+    # halfway up the dense_excess ramp [0.22, 0.4] over the population flow duty: 0.7 + 0.31 * 0.3
+    middle = dataclasses.replace(FLOW, keys_per_min=330, typing_duty=0.793, longest_pause_s=3.75)
     c = classify(middle, CFG)
     assert c.state in (S.FLOW, S.HYPERFOCUS)
     assert 0.2 < c.score(S.FLOW) < 0.8 and 0.2 < c.score(S.HYPERFOCUS) < 0.8
