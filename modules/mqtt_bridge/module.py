@@ -597,10 +597,6 @@ class MqttBridge(Module):
     def _refresh_detail(self) -> None:
         if self.status is ModuleStatus.HEALTHY:
             self.set_status(ModuleStatus.HEALTHY, f"connected to {self._where()}; {self._counts()}")
-        elif self.status is ModuleStatus.DEGRADED and self._last_error and not self.connected:
-            self.set_status(
-                ModuleStatus.DEGRADED, f"{self._last_error}; retrying; {self._counts()}"
-            )
 
     def _mirror(self, payload: bytes) -> None:
         parsed = parse_state(payload)
