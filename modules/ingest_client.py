@@ -157,6 +157,10 @@ class Spool:
         self._lock_fd: int | None = None
         self._lines_in_file = 0
         self._acked_in_file = 0
+        self.provisional_from: int | None = None
+        """The first seq this session's client numbered before the Pi said where the session
+        stands (kept in the header, so a sender killed before its first welcome still has its
+        events renumbered by the next run; see :meth:`IngestClient.number_after`)."""
 
     def lock(self) -> None:
         """Take the spool's lock (idempotent); :class:`SpoolLockedError` if another has it."""
@@ -196,6 +200,8 @@ class Spool:
                 f"spool file {self.path} belongs to host {header.get('host_id')!r} session "
                 f"{header.get('session_id')!r}; use that --session or another --spool"
             )
+        provisional = header.get("provisional_from")
+        self.provisional_from = provisional if isinstance(provisional, int) else None
         out: list[tuple[int, bytes]] = []
         last = 0
         for line in lines[1:]:
@@ -219,7 +225,14 @@ class Spool:
             self._f.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        header = orjson.dumps({"spool": 1, "host_id": self.host_id, "session_id": self.session_id})
+        fields: dict[str, Any] = {
+            "spool": 1,
+            "host_id": self.host_id,
+            "session_id": self.session_id,
+        }
+        if self.provisional_from is not None:
+            fields["provisional_from"] = self.provisional_from
+        header = orjson.dumps(fields)
         with open(tmp, "wb") as f:
             f.write(header + b"\n")
             for line in lines:
@@ -301,6 +314,7 @@ class IngestClient:
         self.last_seq = 0
         self.acked = 0
         self.resume_seq: int | None = None
+        self._provisional_from: int | None = None
         self.refused: deque[dict[str, Any]] = deque(maxlen=1000)
         self.refused_count = 0
         self.sent_lines = 0
@@ -325,6 +339,9 @@ class IngestClient:
                 # the spool keeps every unsettled event: those below its first were settled
                 # (acknowledged or refused) by an earlier run, so a replay of them is no error
                 self.acked = max(self.acked, next(iter(self.unacked)) - 1)
+                self._provisional_from = self.spool.provisional_from
+            else:
+                self.spool.provisional_from = None
             self.spool.open(self.unacked.values())
         self._task = asyncio.create_task(self._run(), name=f"ingest-client-{self.session_id}")
 
@@ -361,6 +378,41 @@ class IngestClient:
         self._queue(seq, orjson.dumps(numbered))
         return seq
 
+    def _mark_provisional(self, seq: int) -> None:
+        """Events numbered here before the first welcome are provisional: the Pi may already
+        hold this session's events up to a higher seq (a rerun of a named session whose spool
+        was emptied), and numbered from 1 again they would be dropped by the Pi as duplicates.
+        The first welcome renumbers them after its ``resume_seq`` (:meth:`_renumber`)."""
+        self._provisional_from = seq
+        if self.spool is not None:
+            self.spool.provisional_from = seq
+            self.spool.open(self.unacked.values())
+
+    def _renumber(self, resume: int) -> None:
+        first = self._provisional_from
+        if first is None:
+            return
+        self._provisional_from = None
+        shift = resume - first + 1
+        if shift > 0 and any(seq >= first for seq in self.unacked):
+            moved: OrderedDict[int, bytes] = OrderedDict()
+            for seq, line in self.unacked.items():
+                if seq >= first:
+                    seq += shift
+                    line = orjson.dumps({**orjson.loads(line), "seq": seq})
+                moved[seq] = line
+            self.unacked = moved
+            self.last_seq += shift
+            self._status(
+                f"session {self.session_id}: the Pi already holds up to seq {resume}; the events "
+                f"read before it said so are numbered from {first + shift}"
+            )
+        elif shift > 0:
+            self.last_seq = max(self.last_seq, resume)
+        if self.spool is not None:
+            self.spool.provisional_from = None
+            self.spool.open(self.unacked.values())
+
     def send_nowait(self, event: dict[str, Any]) -> int:
         """Like :meth:`send` but never waits (the buffer may exceed ``max_buffer``)."""
         seq, numbered = self._numbered(event)
@@ -375,6 +427,8 @@ class IngestClient:
         seq = event.get("seq")
         if seq is None:
             seq = self.last_seq + 1
+            if self.resume_seq is None and self._provisional_from is None:
+                self._mark_provisional(seq)
             return seq, {**event, "seq": seq}
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq <= MAX_SEQ:
             raise ValueError(f"event seq {seq!r} is not an integer from 1 to {MAX_SEQ}")
@@ -536,6 +590,7 @@ class IngestClient:
         limits = reply.get("limits") or {}
         window = min(self.max_unacked, int(limits.get("max_unacked", self.max_unacked)))
         self.connects += 1
+        self._renumber(resume)
         self.resume_seq = resume
         self._settle(resume)
         self._to_write = deque(s for s in self.unacked if s > resume)

@@ -1,5 +1,6 @@
 """`skelly run` as a real service process: events sent with `skelly send` are stored durably and
-come back out of `skelly export` after a SIGTERM."""
+come back out of `skelly export` after a SIGTERM; a second `skelly send` of the same session
+continues after what the Pi has."""
 
 from __future__ import annotations
 
@@ -81,6 +82,42 @@ def test_run_send_sigterm_export(tmp_path: Path) -> None:
             input=events,
         )
         assert sent.returncode == 0, sent.stderr
+
+        # the same session again from stdin, its spool now empty, first while the Pi cannot
+        # be reached (spooled, given up after --timeout), then with the Pi back: those events
+        # and the new ones continue after what the Pi holds (numbered from 1 again, the Pi
+        # would drop them as duplicates of the first run)
+        def send_again(
+            to: str, first: int, count: int, *extra: str
+        ) -> subprocess.CompletedProcess[str]:
+            lines = "".join(
+                json.dumps({"kind": "key", "ts": t0 + 40 + (first + i) * 0.15, "correction": False})
+                + "\n"
+                for i in range(count)
+            )
+            return _skelly(
+                "send",
+                "--to",
+                to,
+                "--token-file",
+                str(token_file),
+                "--session",
+                "s1",
+                "--spool",
+                str(tmp_path / "spool.ndjson"),
+                *extra,
+                "-",
+                env=env,
+                input=lines,
+            )
+
+        offline = send_again(f"127.0.0.1:{_free_port()}", 0, 30, "--timeout", "1")
+        assert offline.returncode == 1 and "30 events not acknowledged" in offline.stderr, (
+            offline.stderr
+        )
+        again = send_again(f"127.0.0.1:{port}", 30, 20)
+        assert again.returncode == 0, again.stderr
+        assert "numbered from 201" in again.stderr, again.stderr
         service.send_signal(signal.SIGTERM)
         out, err = service.communicate(timeout=30)
     finally:
@@ -94,6 +131,6 @@ def test_run_send_sigterm_export(tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     data = json.loads(exported.stdout)
     events_out = data["events"]
-    assert [e["seq"] for e in events_out] == list(range(1, 201))
+    assert [e["seq"] for e in events_out] == list(range(1, 251))
     assert {e["session_id"] for e in events_out} == {"s1"}
     assert [e["correction"] for e in events_out[:10]] == [i % 9 == 0 for i in range(10)]
