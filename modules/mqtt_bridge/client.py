@@ -4,9 +4,8 @@ aiomqtt 2.x runs paho's blocking ``connect()`` in an executor thread; paho calls
 thread (socket open, register/unregister write — the TLS handshake and the CONNECT packet are
 written there).  aiomqtt hops to the loop with ``call_soon_threadsafe`` for ``add_reader`` /
 ``add_writer`` but calls ``remove_writer`` / ``remove_reader`` directly, which PEP 3156 does not
-allow from another thread.  On uvloop that stalled the event loop for good (found by
-tests/mqtt: a TLS connect hung one run in a few, with no timer ever firing again).  Here both
-run on the loop thread: directly when called there (ordering with the socket's close matters),
+allow from another thread (libuv handles are not thread-safe).  Here both run on the loop
+thread: directly when called there (ordering with the socket's close matters),
 through ``call_soon_threadsafe`` otherwise, so they queue behind the ``add_*`` calls they undo.
 """
 

@@ -5,6 +5,7 @@ figurine, and ``offline`` on a clean stop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -29,8 +30,8 @@ from bus.messages import (
     StateChange,
     UserInput,
 )
-from modules.mqtt_bridge import MqttBridge
-from tests.mqtt.broker import Broker, collect
+from modules.mqtt_bridge import MqttBridge, MqttConfig
+from tests.mqtt.broker import Broker, collect, free_port
 from tests.mqtt.stack import Stack, mqtt_config, stack
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -360,5 +361,51 @@ def test_clean_stop_publishes_offline(run_uv: Run, broker: Broker) -> None:
             await seen.wait_for(
                 lambda v: v.last("skelly/desk/availability") == "offline", why="offline"
             )
+
+    run_uv(main())
+
+
+def test_broker_away_never_slows_the_bus_and_drops_are_counted(run_uv: Run) -> None:
+    """Nothing listens on the port: 5,000 state changes go through the bus at bus speed, the
+    buffer stays bounded (one pending value per topic) and the drops show in the detail."""
+
+    async def main() -> None:
+        from bus import Bus, ModuleRegistry
+
+        bus = Bus(ModuleRegistry())
+        bridge = MqttBridge(
+            MqttConfig(enabled=True, host="127.0.0.1", port=free_port(), device_id="away")
+        )
+        await bridge.start(bus)
+        try:
+            await asyncio.sleep(0.2)
+            assert bridge.status is ModuleStatus.DEGRADED and "unreachable" in bridge.detail
+            states = [FocusState.FLOW, FocusState.DISTRACTED]
+            for i in range(5000):
+                change = StateChange(FocusState.NEUTRAL, states[i % 2], 0.9, 0.0, 0.0, "h")
+                bus.publish(change, source="AnalysisEngine")
+                if i % 500 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(0.1)  # the last drain of the bridge's queue
+
+            def bus_dropped() -> int:
+                subs = bus.snapshot().subscribers
+                return sum(x.dropped for x in subs if x.name == "MqttBridge._on_state_change")
+
+            # every change was either dropped by the bus queue (counted there, bounded) or put in
+            # the buffer, where each newer one replaced the one pending: only the last is left
+            # (two delivered in a row can be equal once the bus dropped the one between them:
+            # an equal value is not sent twice, nor counted)
+            assert 4900 <= bridge.buffer.superseded + bus_dropped() <= 4999
+            assert len(bridge.buffer) <= bridge.buffer.max_topics
+            pending = bridge.buffer.pending["skelly/away/state"]
+            assert json.loads(pending.payload)["state"] == "DISTRACTED"
+            assert bridge.facts()["dropped"] == bridge.buffer.superseded
+            bridge._on_health(None)  # type: ignore[arg-type]  # what every health round does
+            shown = int(bridge.detail.split(" dropped while away")[0].split()[-1])
+            assert shown == bridge.buffer.dropped > 0
+        finally:
+            await bridge.stop()
+            await bus.aclose()
 
     run_uv(main())
