@@ -121,10 +121,11 @@ def test_changes_are_reported_in_time(runs: dict[tuple[str, str], Run]) -> None:
     def p90(xs: list[float]) -> float:
         return sorted(xs)[min(len(xs) - 1, int(0.9 * len(xs)))]
 
-    # measured on this family (docs §7): IDLE and DISTRACTED within a minute, HYPERFOCUS within
-    # two; FLOW a little over a minute; NEUTRAL after distraction and TRANSITIONING (seen over
-    # minutes) later
-    bound = {S.IDLE: 60, S.DISTRACTED: 40, S.FLOW: 80, S.NEUTRAL: 150, S.HYPERFOCUS: 120,
+    # measured on this family (docs §7): IDLE and DISTRACTED within a minute; FLOW a little over
+    # a minute; HYPERFOCUS within three (its density is judged against the person's own flow
+    # over four minutes: a later hyperfocus rather than flow read as hyperfocus, §7); NEUTRAL
+    # after distraction and TRANSITIONING (seen over minutes) later
+    bound = {S.IDLE: 60, S.DISTRACTED: 40, S.FLOW: 80, S.NEUTRAL: 150, S.HYPERFOCUS: 180,
              S.TRANSITIONING: 240}  # fmt: skip
     for state, xs in delays.items():
         assert p90(xs) <= bound[state], (state, sorted(xs))
@@ -145,13 +146,11 @@ def test_the_scoring_is_not_vacuous() -> None:
     assert flow_windows / s.counted < 0.5 < s.accuracy
 
 
-@pytest.mark.parametrize("persona", ("typical", "slow"))
+@pytest.mark.parametrize("persona", tuple(PERSONAS))
 def test_word_typing_hyperfocus_and_flow_are_told_apart(persona: str) -> None:
     """Word-and-phrase typing (sentence pauses, IKI spread, backspace runs, trips away): the old
     absolute density rule read this hyperfocus as FLOW; judged against the person's own flow
-    duty it is HYPERFOCUS, and their steady flow stays FLOW.  Not yet for the fast typist
-    (90 ms): four minutes of flow do not teach the baseline their lighter flow duty before the
-    session starts (docs/ANALYSIS.md §7, open)."""
+    duty it is HYPERFOCUS, and their steady flow stays FLOW."""
     for name, state, floor in (
         ("words_long_hyperfocus", S.HYPERFOCUS, 0.8),
         ("words_steady_flow", S.FLOW, 0.85),
