@@ -92,11 +92,14 @@ STEADY = {
     "steady_neutral": "NEUTRAL",
     "steady_distracted": "DISTRACTED",
     "steady_transitioning": "TRANSITIONING",
+    "words_steady_flow": "FLOW",
+    "words_steady_neutral": "NEUTRAL",
+    "words_steady_distracted": "DISTRACTED",
 }
 """Scripts with a steady 40-minute segment (its state): state changes per hour."""
-FLOW40 = ("flow40", "steady_flow")
+FLOW40 = ("flow40", "steady_flow", "words_steady_flow")
 """Scripts with a 40-minute flow: an unbroken 15 minutes of FLOW time in state?"""
-HYPER100 = ("hyperfocus100", "long_hyperfocus")
+HYPER100 = ("hyperfocus100", "long_hyperfocus", "words_long_hyperfocus")
 """Scripts with a 100-minute hyperfocus: 90 minutes of HYPERFOCUS time in state?"""
 EQUIVALENT = {
     "steady_flow": "flow40",

@@ -71,6 +71,9 @@ class Behaviour:
     """Mean time between app switches (inf = stays in one app)."""
     dwell_spread: float = 0.5
     """Dwell times are uniform in dwell_s x (1 ± dwell_spread)."""
+    dwell_sigma: float = 0.0
+    """If > 0, dwell times are lognormal (median dwell_s, this shape) instead: mostly short,
+    now and then one much longer (a video watched for half a minute while hopping)."""
     side_dwell_s: float = 0.0
     """If > 0, a switch is a short visit (this long on average) before returning to apps[0]."""
     apps: tuple[App, ...] = (CODE,)
@@ -338,7 +341,10 @@ class _Gen:
         # the first switch comes at a random phase of the rhythm, not a full dwell after the start
         t = a - beh.dwell_s * rng.uniform(0.0, 1.0 - beh.dwell_spread)
         while True:
-            t += beh.dwell_s * rng.uniform(1 - beh.dwell_spread, 1 + beh.dwell_spread)
+            if beh.dwell_sigma > 0:
+                t += beh.dwell_s * math.exp(rng.gauss(0.0, beh.dwell_sigma))
+            else:
+                t += beh.dwell_s * rng.uniform(1 - beh.dwell_spread, 1 + beh.dwell_spread)
             if t >= b:
                 return
             if beh.side_dwell_s > 0:
@@ -510,15 +516,15 @@ WORDS_HYPERFOCUS = Behaviour(
 )
 """The same typist's hyperfocus: denser, steadier, hardly leaving the editor."""
 WORDS_NEUTRAL = Behaviour(
-    iki_s=0.185,
-    iki_cv=0.5,
+    iki_s=0.18,
+    iki_cv=0.45,
     word_keys=5.0,
     slip_runs=True,
-    burst_keys=16,
-    pause_s=5.0,
+    burst_keys=24,
+    pause_s=2.5,
     pause_cv=0.9,
-    think_p=0.2,
-    think_s=12.0,
+    think_p=0.3,
+    think_s=14.0,
     correction_p=0.02,
     mouse_p=0.3,
     mouse_speed=350,
@@ -528,8 +534,14 @@ WORDS_NEUTRAL = Behaviour(
     dwell_spread=0.6,
     apps=(OFFICE, MAIL, DOCS, BROWSER, CHAT),
 )
-"""Ordinary office work: short replies and edits in one app, reading with the pointer, another
-app every couple of minutes (spreadsheet, mail, a document, the browser)."""
+"""Ordinary office work: replies and edits typed fluently for a sentence or two, then reading
+with the pointer, another app every couple of minutes (spreadsheet, mail, a document, the
+browser).  At the keyboard it is as fluent as flow; what it lacks is the sustained typing."""
+WORDS_DISTRACTED = replace(
+    PROFILES[FocusState.DISTRACTED], word_keys=4.0, slip_runs=True, dwell_s=7.0, dwell_sigma=0.8
+)
+"""Hopping with a heavy tail: mostly a few seconds per app, now and then half a minute or more
+on one (a video, a thread), so the hopping slows for a while without stopping."""
 WORDS_TRANSITIONING = Behaviour(
     iki_s=0.19,
     iki_cv=0.6,
@@ -584,6 +596,7 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     # the same states typed in words and phrases (more realistic, and harder)
     "words_steady_flow": (Segment(F, 40, WORDS_FLOW),),
     "words_steady_neutral": (Segment(N, 40, WORDS_NEUTRAL),),
+    "words_steady_distracted": (Segment(D, 40, WORDS_DISTRACTED),),
     "words_long_hyperfocus": (
         Segment(F, 4, WORDS_FLOW),
         Segment(H, 100, WORDS_HYPERFOCUS),
@@ -593,7 +606,7 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
         Segment(N, 5, WORDS_NEUTRAL),
         Segment(F, 15, WORDS_FLOW),
         Segment(T, 4, WORDS_TRANSITIONING),
-        Segment(D, 6),
+        Segment(D, 6, WORDS_DISTRACTED),
         Segment(N, 6, WORDS_NEUTRAL),
         Segment(F, 8, WORDS_FLOW),
         Segment(H, 25, WORDS_HYPERFOCUS),
@@ -620,6 +633,7 @@ STEADY = (
     "email",
     "words_steady_flow",
     "words_steady_neutral",
+    "words_steady_distracted",
 )
 """Scripts of one activity for 40 minutes: state changes per hour are counted on these."""
 PERSONAS: dict[str, Perturb | None] = {

@@ -194,7 +194,7 @@ class WindowAnalyzer:
         if (
             step.state is FocusState.FLOW
             and full.state is FocusState.FLOW
-            and excess <= self.config.dense_excess[0]
+            and excess <= self.config.dense_excess[1]
             and history >= span.duration_s
         ):
             self._pending_flow.append((self._window_end, span.typing_duty))

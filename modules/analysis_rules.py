@@ -80,10 +80,14 @@ class AnalysisConfig:
     leave_hyperfocus_evidence: float = 3.0
     """The same from HYPERFOCUS into FLOW: a slower stretch inside a long session is not the
     end of it."""
+    leave_distracted_evidence: float = 2.8
+    """The same from DISTRACTED into TRANSITIONING or NEUTRAL: hopping that slows for a minute
+    has not become ordinary work (into FLOW or IDLE it is the usual need)."""
     evidence_decay: float = 0.3
     """Evidence for other states is multiplied by this on every window (0-1)."""
     blip_s: float = 60.0
     """A state left and re-entered within this keeps its time in state (docs §5)."""
+
     reset_gap_s: float = 120.0
     """A gap between windows longer than this restarts the tracker."""
     silence_run_s: float = 3.0
@@ -125,6 +129,7 @@ class AnalysisConfig:
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
     erratic_rcv: Ramp = (0.7, 1.0)
+    distracted_hold_spm: Ramp = (1.0, 2.0)
     transition_spm: Ramp = (0.6, 0.9)
     transition_recent_spm: Ramp = (0.5, 1.0)
     engaged_kpm: Ramp = (4.0, 12.0)
@@ -343,7 +348,12 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     hyperfocus = min(flow_core, dense)
     flow = min(flow_core, 1.0 - dense)
     # DISTRACTED: hopping every few seconds, seen in the window or over the last minute
-    distracted = max(_distracted(f, cfg), _distracted(m, cfg))
+    # ... or over the last minutes while the last minute still has a switch or two: hopping
+    # that slows for a minute (half a minute on one video) has not stopped
+    distracted_held = min(
+        _distracted(c, cfg), up(m.switches_per_min, cfg.distracted_hold_spm), 1.0 - flow_core
+    )
+    distracted = max(_distracted(f, cfg), _distracted(m, cfg), distracted_held)
     switching = max(_switching(f, cfg), _switching(m, cfg))
     engaged = max(_engaged(f, cfg), _engaged(m, cfg))
     # TRANSITIONING: a switch every minute or so over the last minutes, no app settled in,
@@ -417,6 +427,9 @@ class TrackerStep:
 
 
 QUICK = frozenset({FocusState.IDLE, FocusState.DISTRACTED})
+CALMER = frozenset({FocusState.TRANSITIONING, FocusState.NEUTRAL})
+"""Leaving DISTRACTED for these needs ``leave_distracted_evidence``: hopping that slows for a
+minute has not become ordinary work."""
 
 
 @dataclass
@@ -437,6 +450,7 @@ class StateTracker:
     quick_evidence: float = 0.9
     hyperfocus_evidence: float = 1.6
     leave_hyperfocus_evidence: float = 3.0
+    leave_distracted_evidence: float = 2.8
     evidence_decay: float = 0.3
     change_min_confidence: float = 0.3
     blip_s: float = 60.0
@@ -456,6 +470,7 @@ class StateTracker:
             quick_evidence=cfg.quick_evidence,
             hyperfocus_evidence=cfg.hyperfocus_evidence,
             leave_hyperfocus_evidence=cfg.leave_hyperfocus_evidence,
+            leave_distracted_evidence=cfg.leave_distracted_evidence,
             evidence_decay=cfg.evidence_decay,
             change_min_confidence=cfg.change_min_confidence,
             blip_s=cfg.blip_s,
@@ -464,12 +479,16 @@ class StateTracker:
 
     def need(self, current: FocusState, new: FocusState) -> float:
         if current is FocusState.HYPERFOCUS and new is FocusState.FLOW:
-            return self.leave_hyperfocus_evidence
-        if new is FocusState.HYPERFOCUS:
-            return self.hyperfocus_evidence
-        if new in QUICK:
-            return self.quick_evidence
-        return self.change_evidence
+            base = self.leave_hyperfocus_evidence
+        elif current is FocusState.DISTRACTED and new in CALMER:
+            base = self.leave_distracted_evidence
+        elif new is FocusState.HYPERFOCUS:
+            base = self.hyperfocus_evidence
+        elif new in QUICK:
+            base = self.quick_evidence
+        else:
+            base = self.change_evidence
+        return base
 
     def _enter(self, state: FocusState, at: float) -> None:
         if self.state is not None:

@@ -332,3 +332,28 @@ def test_fluent_typing_in_the_mail_app_is_ordinary_work_not_flow() -> None:
     assert classify(mail, CFG).state is S.NEUTRAL
     assert classify(browser, CFG).state is S.NEUTRAL
     assert classify(unknown, CFG).state is S.FLOW
+
+
+def test_distraction_is_left_for_ordinary_work_slower_than_for_flow() -> None:
+    """leave_distracted_evidence (2.8): hopping that slows for a minute is not yet NEUTRAL or
+    TRANSITIONING (issue 8: DISTRACTED <-> TRANSITIONING flapped ~12 times an hour); FLOW and
+    IDLE take the usual evidence."""
+    for calmer in (S.NEUTRAL, S.TRANSITIONING):
+        t = StateTracker()
+        assert feed(t, [S.DISTRACTED] * 2 + [calmer] * 4) == [S.DISTRACTED] * 5 + [calmer]
+    t = StateTracker()
+    assert feed(t, [S.DISTRACTED] * 2 + [S.FLOW] * 2) == [S.DISTRACTED] * 3 + [S.FLOW]
+    # three calm windows, then hopping again: no change at all
+    t = StateTracker()
+    assert set(feed(t, [S.DISTRACTED] * 2 + [S.NEUTRAL] * 3 + [S.DISTRACTED] * 3)) == {S.DISTRACTED}
+
+
+def test_hopping_over_the_last_minutes_holds_distracted_through_a_slower_minute() -> None:
+    hopping = dataclasses.replace(
+        DISTRACTED, duration_s=240, switches_per_min=6.0, dominant_app_share=0.3
+    )
+    calm_minute = dataclasses.replace(NEUTRAL, switches_per_min=1.5, dominant_app_share=0.7)
+    held = classify(calm_minute, CFG, Context(calm_minute, hopping, 2.0))
+    assert held.state is S.DISTRACTED
+    settled = dataclasses.replace(calm_minute, switches_per_min=0.0, dominant_app_share=1.0)
+    assert classify(settled, CFG, Context(settled, hopping, 2.0)).state is not S.DISTRACTED
