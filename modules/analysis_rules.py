@@ -125,6 +125,7 @@ class AnalysisConfig:
     dense_excess: Ramp = (0.22, 0.4)
     dense_onset_excess: Ramp = (0.15, 0.3)
     dense_hold_excess: Ramp = (0.1, 0.22)
+    dense_hold_app_share: Ramp = (0.6, 0.8)
     dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
@@ -275,12 +276,16 @@ def _excess(x: WindowFeatures, flow_duty: float) -> float:
 
 
 def _dense(
-    x: WindowFeatures, cfg: AnalysisConfig, flow_duty: float, ramp: Ramp | None = None
+    x: WindowFeatures,
+    cfg: AnalysisConfig,
+    flow_duty: float,
+    ramp: Ramp | None = None,
+    app: Ramp | None = None,
 ) -> float:
     """Denser than this person's flow, hardly leaving the app."""
     return min(
         up(_excess(x, flow_duty), ramp or cfg.dense_excess),
-        up(x.dominant_app_share, cfg.dense_app_share),
+        up(x.dominant_app_share, app or cfg.dense_app_share),
     )
 
 
@@ -340,7 +345,10 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     flow_core = max(flow_now, flow_held)
     # denser than this person's flow over the last minutes, or over the last minute while the
     # last minutes are already on their way there (a session's onset)
-    dense_c = _dense(c, cfg, ctx.flow_duty, cfg.dense_hold_excess if ctx.in_hyperfocus else None)
+    if ctx.in_hyperfocus:  # staying takes less than entering (a trip to the terminal included)
+        dense_c = _dense(c, cfg, ctx.flow_duty, cfg.dense_hold_excess, cfg.dense_hold_app_share)
+    else:
+        dense_c = _dense(c, cfg, ctx.flow_duty)
     onset = min(
         _dense(m, cfg, ctx.flow_duty), up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess)
     )

@@ -100,3 +100,33 @@ def test_the_flow_density_round_trips_and_old_baselines_still_load() -> None:
     assert d.restore(old) and d.flow_duty == Baseline().flow_duty
     bad = b.to_json() | {"duty_hist": [0.0] * 3}
     assert not Baseline().restore(bad)
+
+
+def test_a_trip_to_the_terminal_does_not_end_a_hyperfocus_session() -> None:
+    """Entering hyperfocus wants the last minutes in one app (dense_app_share); staying in it
+    tolerates a trip away (dense_hold_app_share): a 100-minute session broke into FLOW for 80 s
+    on such a trip and its 90-minute clock restarted."""
+    import dataclasses
+
+    from modules.analysis_features import WindowFeatures
+    from modules.analysis_rules import AnalysisConfig, Context, classify
+
+    dense = WindowFeatures(
+        duration_s=240,
+        key_count=1200,
+        iki_n=1100,
+        keys_per_min=300,
+        iki_median_ms=150,
+        iki_rcv=0.3,
+        burst_mean_keys=60,
+        typing_duty=0.9,
+        dominant_app_share=0.75,  # the terminal: 60 s of the four minutes, 15 s of the last
+        work_share=1.0,
+        quiet_tail_s=0.5,
+    )
+    minute = dataclasses.replace(dense, duration_s=60, key_count=300)  # the trip in it too
+    cfg = AnalysisConfig()
+    entering = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, False))
+    staying = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, True))
+    assert staying.state is S.HYPERFOCUS
+    assert entering.state is S.FLOW  # entering wants one app
