@@ -26,7 +26,7 @@ from skelly.app import run_loop
 from skelly.config import load
 from skelly.errors import SkellyError, require_dir
 
-from .send import _IDENT, _default_host_id, _tls_context
+from .send import _IDENT, _default_host_id, _tls_context, add_connection_arguments
 
 CALLBACK_TIMES_ENV = "SKELLY_CAPTURE_CALLBACK_TIMES"
 
@@ -44,25 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "pip install 'skelly-jelly-edge[capture]'. Linux needs an X11 session."
         ),
     )
-    p.add_argument("--to", metavar="HOST:PORT|unix:PATH", help="the Pi's ingest address")
-    p.add_argument("--token-file", help="file holding the token (mode 0600)")
-    p.add_argument(
-        "--session",
-        help="session id (default: a new one per run, capture-<UTC time>-<random>); spools "
-        "left by earlier runs are sent at start",
+    add_connection_arguments(
+        p,
+        required=False,
+        session_help="session id (default: a new one per run, capture-<UTC time>-<random>); "
+        "spools left by earlier runs are sent at start",
     )
-    p.add_argument("--host-id", help="host id (default: this computer's name)")
-    p.add_argument(
-        "--spool",
-        help="spool file for unacknowledged events "
-        "(default: <data_dir>/spool/<host>-<session>.ndjson)",
-    )
-    p.add_argument("--config", help="TOML config file (only data_dir is used, for the spool)")
-    p.add_argument("--tls", action="store_true", help="use TLS (verify the Pi's certificate)")
-    p.add_argument(
-        "--ca", help="CA / self-signed certificate file to verify the Pi (implies --tls)"
-    )
-    p.add_argument("--tls-name", help="name to verify in the Pi's certificate (default: HOST)")
     p.add_argument(
         "--categories",
         help="capture config file with [categories] overrides "

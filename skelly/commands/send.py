@@ -45,15 +45,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("input", nargs="?", default="-", help="NDJSON file, or - for stdin (default)")
-    p.add_argument(
-        "--to", required=True, metavar="HOST:PORT|unix:PATH", help="the Pi's ingest address"
+    add_connection_arguments(
+        p,
+        required=True,
+        session_help="session id (default: a new one per run, send-<UTC time>-<random>, printed "
+        "on stderr); reuse it to resume",
     )
-    p.add_argument("--token-file", required=True, help="file holding the token (mode 0600)")
     p.add_argument(
-        "--session",
-        help="session id (default: a new one per run, send-<UTC time>-<random>, printed on "
-        "stderr); reuse it to resume",
+        "--timeout",
+        type=float,
+        default=0.0,
+        help="give up waiting for the Pi after this many seconds: for the acknowledgements "
+        "after the input ended, or while the send buffer is full because the Pi cannot be "
+        "reached (0, the default: wait, reconnecting, until everything is acknowledged)",
     )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only problems")
+    p.set_defaults(func=run)
+
+
+def add_connection_arguments(
+    p: argparse.ArgumentParser, *, required: bool, session_help: str
+) -> None:
+    """The options every sender to the Pi's ingest port takes (``skelly send``, ``skelly
+    capture``): where, the token, the session and its spool, TLS."""
+    p.add_argument(
+        "--to", required=required, metavar="HOST:PORT|unix:PATH", help="the Pi's ingest address"
+    )
+    p.add_argument("--token-file", required=required, help="file holding the token (mode 0600)")
+    p.add_argument("--session", help=session_help)
     p.add_argument("--host-id", help="host id (default: this computer's name)")
     p.add_argument(
         "--spool",
@@ -66,16 +85,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--ca", help="CA / self-signed certificate file to verify the Pi (implies --tls)"
     )
     p.add_argument("--tls-name", help="name to verify in the Pi's certificate (default: HOST)")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=0.0,
-        help="give up waiting for the Pi after this many seconds: for the acknowledgements "
-        "after the input ended, or while the send buffer is full because the Pi cannot be "
-        "reached (0, the default: wait, reconnecting, until everything is acknowledged)",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only problems")
-    p.set_defaults(func=run)
 
 
 def _default_host_id() -> str:

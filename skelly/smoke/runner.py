@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,47 +319,28 @@ async def _mcu_items(
     checklist.passed(MCU_LINK, detail)
     step, ack = opts.step, opts.ack_timeout
     wiring = "check the MCU side's wiring of the {} (docs/FIRMWARE.md §2) and its config.py"
-    await _visible(
-        checklist,
-        console,
-        "MCU glow",
-        lambda: mcu_glow(mcu, console.say, step, ack),
-        "did the ring show red, green and blue?",
-        wiring.format("LED ring (data pin, 5 V, GND)"),
-    )
-    if caps.display:
+    # (item, fitted, what it does, the question, the part to check, what the MCU lacks)
+    parts = (
+        ("MCU glow", True, mcu_glow, "did the ring show red, green and blue?",
+         "LED ring (data pin, 5 V, GND)", ""),
+        ("MCU display", caps.display, mcu_display, 'did the display show "smoke test"?',
+         "display (I²C SDA/SCL, address)", "display"),
+        ("MCU servo", caps.servo, mcu_servo, "did the figurine slump and straighten up?",
+         "servo (signal pin; 5 V power, not 3.3 V)", "servo"),
+        ("MCU buzzer", caps.buzzer, mcu_buzzer, "did you hear two chirps?", "buzzer", "buzzer"),
+    )  # fmt: skip
+    for name, fitted, show, question, part, lacks in parts:
+        if not fitted:
+            checklist.skipped(name, f"the MCU reports no {lacks}")
+            continue
         await _visible(
             checklist,
             console,
-            "MCU display",
-            lambda: mcu_display(mcu, console.say, step, ack),
-            'did the display show "smoke test"?',
-            wiring.format("display (I²C SDA/SCL, address)"),
+            name,
+            functools.partial(show, mcu, console.say, step, ack),
+            question,
+            wiring.format(part),
         )
-    else:
-        checklist.skipped("MCU display", "the MCU reports no display")
-    if caps.servo:
-        await _visible(
-            checklist,
-            console,
-            "MCU servo",
-            lambda: mcu_servo(mcu, console.say, step, ack),
-            "did the figurine slump and straighten up?",
-            wiring.format("servo (signal pin; 5 V power, not 3.3 V)"),
-        )
-    else:
-        checklist.skipped("MCU servo", "the MCU reports no servo")
-    if caps.buzzer:
-        await _visible(
-            checklist,
-            console,
-            "MCU buzzer",
-            lambda: mcu_buzzer(mcu, console.say, step, ack),
-            "did you hear two chirps?",
-            wiring.format("buzzer"),
-        )
-    else:
-        checklist.skipped("MCU buzzer", "the MCU reports no buzzer")
 
 
 async def _button(
