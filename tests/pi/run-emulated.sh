@@ -9,7 +9,7 @@
 #   sudo tests/pi/run-emulated.sh --shell    # a shell in a fresh copy of the emulated root
 #   sudo tests/pi/run-emulated.sh --rebuild  # throw the cached root away first
 #   sudo tests/pi/run-emulated.sh --head     # test the last commit, not the working tree
-#   sudo PYTEST_ADDOPTS="-v tests/unit" tests/pi/run-emulated.sh   # pytest options go through
+#   sudo PYTEST_ADDOPTS="-x --durations=20" tests/pi/run-emulated.sh   # pytest options go through
 #
 # What it does, as root on an amd64 (or any) Debian/Ubuntu machine:
 #  1. installs mmdebstrap, arch-test, qemu-user-static, binfmt-support (and the aarch64 cross
@@ -25,7 +25,8 @@
 #  4. unpacks the root into a scratch directory, copies this checkout there as /work/main (without
 #     .git, venvs and caches) and, inside a private mount namespace (nothing stays mounted
 #     afterwards), runs the README's own test command in the chroot: a fresh venv, the project
-#     installed with its test extra as a Pi owner would (pip resolves every aarch64 wheel), pytest;
+#     installed with its test extra as a Pi owner would (pip resolves every aarch64 wheel), pytest
+#     with the selection appended to its command line;
 #  5. exports SKELLY_TEST_SLOWNESS=20 (tests/slowness.py): emulation is 5-20x slower, and the
 #     few tests that bound real time on purpose get that documented allowance, never a skip; and
 #     SKELLY_HYPOTHESIS_PROFILE=emulated (tests/conftest.py): each property test runs a fifth of
@@ -185,16 +186,20 @@ else
   -cf - . | tar -C "$rootfs$src" -xf -
 fi
 
-# the README's own test command (its second sh block, as .ci/run reads it); the selection and
-# any PYTEST_ADDOPTS reach its pytest through PYTEST_ADDOPTS
+# the README's own test command (its second sh block, as .ci/run reads it), which ends with its
+# pytest: the selection goes on that command line (in PYTEST_ADDOPTS it would also reach the
+# pytest runs some tests start in other directories); PYTEST_ADDOPTS passes through as given
 cmd=$(awk '/^```sh$/{n++; next} /^```$/{next} n==2{print; exit}' "$ROOT_DIR/README.md")
-[ -n "$cmd" ] || die "could not find the test command (second sh block) in README.md"
+case "$cmd" in
+  *"pytest -q") ;;
+  *) die "the README's test command no longer ends with 'pytest -q': $cmd" ;;
+esac
 if [ "$mode" = shell ]; then
   inner='exec bash -l'
 else
-  inner="cd $src && python3 --version && uname -m && echo \"emulated: \$PYTEST_ADDOPTS\" && $cmd"
+  inner="cd $src && python3 --version && uname -m && echo 'emulated: $selection' && $cmd $selection"
 fi
-addopts="$selection${PYTEST_ADDOPTS:+ $PYTEST_ADDOPTS}"
+addopts="${PYTEST_ADDOPTS:-}"
 
 say "running in the emulated root (SKELLY_TEST_SLOWNESS=$SLOWNESS)"
 started=$(date +%s)
@@ -212,7 +217,7 @@ unshare --mount --propagation private env \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     SKELLY_TEST_SLOWNESS="$SLOWNESS" SKELLY_HYPOTHESIS_PROFILE=emulated \
     PIP_DISABLE_PIP_VERSION_CHECK=1 SKELLY_MICROPYTHON_CACHE=/cache/micropython \
-    PYTEST_ADDOPTS="$ADDOPTS" \
+    ${ADDOPTS:+PYTEST_ADDOPTS="$ADDOPTS"} \
     ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
     ${no_proxy:+no_proxy="$no_proxy"} \
     bash -c "$INNER"
