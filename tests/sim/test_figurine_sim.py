@@ -288,7 +288,7 @@ def test_full_loop_nudge_shown_dismissed_on_the_mock_pin_and_the_cooldown_adapts
             bus, mcu = rig.bus, rig.mcu
             seen = Seen(bus)
             game = next(m for m in rig.modules if isinstance(m, Gamification))
-            await mcu.wait_until(lambda: mcu.in_session, timeout=30)
+            await mcu.wait_until(lambda: mcu.in_session, timeout=allow(30))
             N, D = FocusState.NEUTRAL, FocusState.DISTRACTED
             sc = generate("spiral", [Segment(N, 3), Segment(D, 25)], seed=5, start=rig.clock.now())
             host = asyncio.create_task(
@@ -298,7 +298,7 @@ def test_full_loop_nudge_shown_dismissed_on_the_mock_pin_and_the_cooldown_adapts
             def nudges() -> list[InterventionRequest]:
                 return [r for r in seen.of(InterventionRequest) if r.kind == "nudge"]
 
-            await seen.wait_for(lambda: bool(nudges()), timeout=180)
+            await seen.wait_for(lambda: bool(nudges()), timeout=allow(180))
             nudge = nudges()[0]
             assert nudge.time_in_state_s >= 600
             iid = nudge.intervention_id
@@ -309,15 +309,16 @@ def test_full_loop_nudge_shown_dismissed_on_the_mock_pin_and_the_cooldown_adapts
                     for r in seen.of(InterventionResponse)
                 )
 
-            await seen.wait_for(lambda: answered("delivered"), timeout=60)
-            await mcu.wait_until(lambda: mcu.visible.text.text != "", timeout=30)
+            await seen.wait_for(lambda: answered("delivered"), timeout=allow(60))
+            await mcu.wait_until(lambda: mcu.visible.text.text != "", timeout=allow(30))
             assert game.core is not None
             before = game.core.progress.cooldown_s["nudge"]
             await VirtualButton(pins, GPIO).press("short")
-            await seen.wait_for(lambda: answered("dismissed"), timeout=30)
+            await seen.wait_for(lambda: answered("dismissed"), timeout=allow(30))
             assert [(u.gesture, u.origin) for u in seen.of(UserInput)] == [("short", "gpio")]
             await eventually(
-                lambda: game.core is not None and game.core.progress.cooldown_s["nudge"] > before
+                lambda: game.core is not None and game.core.progress.cooldown_s["nudge"] > before,
+                timeout=allow(30),
             )
             assert game.core.progress.cooldown_s["nudge"] == before * no_quiet.dismissed_factor
             host.cancel()
