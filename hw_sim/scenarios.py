@@ -515,6 +515,12 @@ WORDS_HYPERFOCUS = Behaviour(
     apps=(CODE, TERMINAL, DOCS),
 )
 """The same typist's hyperfocus: denser, steadier, hardly leaving the editor."""
+WORDS_WARMUP_FLOW = replace(WORDS_FLOW, burst_keys=22, pause_s=2.3, think_p=0.35)
+"""The first minutes of a flow: the same typist, shorter phrases and longer pauses before the
+pace settles."""
+WORDS_BRISK_FLOW = replace(WORDS_FLOW, burst_keys=36, pause_s=1.4)
+"""A brisker stretch of the same flow (longer phrases, shorter pauses): still flow, as the
+typist's pace varies over a session, and less dense than their hyperfocus."""
 WORDS_NEUTRAL = Behaviour(
     iki_s=0.18,
     iki_cv=0.45,
@@ -597,6 +603,15 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
     "words_steady_flow": (Segment(F, 40, WORDS_FLOW),),
     "words_steady_neutral": (Segment(N, 40, WORDS_NEUTRAL),),
     "words_steady_distracted": (Segment(D, 40, WORDS_DISTRACTED),),
+    "words_varied_flow": (
+        Segment(N, 3, WORDS_NEUTRAL),
+        Segment(F, 4, WORDS_WARMUP_FLOW),
+        Segment(F, 10, WORDS_FLOW),
+        Segment(F, 6, WORDS_BRISK_FLOW),
+        Segment(F, 10, WORDS_FLOW),
+        Segment(F, 6, WORDS_BRISK_FLOW),
+        Segment(F, 4, WORDS_FLOW),
+    ),
     "words_long_hyperfocus": (
         Segment(F, 4, WORDS_FLOW),
         Segment(H, 100, WORDS_HYPERFOCUS),
