@@ -152,7 +152,7 @@ class WindowAnalyzer:
             long,
             silence,
             scale,
-            self.baseline.flow_duty_with(d for _, d in self._pending_flow),
+            self._flow_duty(),
             self.tracker.state is FocusState.HYPERFOCUS,
         )
         full = classify(full_f, cfg, ctx)
@@ -177,7 +177,13 @@ class WindowAnalyzer:
         if not step.accepted:
             return
         if FocusState.HYPERFOCUS in (step.state, full.state):
-            if step.state is FocusState.HYPERFOCUS:
+            if step.state is FocusState.HYPERFOCUS and self._pending_flow:
+                # the session's run-up (denser than the flow learnt) is dropped; the lighter
+                # observations the rules already judged with are the person's flow: kept
+                learnt = self.baseline.flow_duty
+                for _, d in self._pending_flow:
+                    if d <= learnt:
+                        self.baseline.observe_flow(d)
                 self._pending_flow.clear()
             return
         self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
@@ -189,19 +195,27 @@ class WindowAnalyzer:
         history = self._window_end - (self._first_start or self._window_end)
         settled = min(history, step.time_in_state_s) >= long.duration_s
         span = long if settled else medium
-        fd = self.baseline.flow_duty_with(d for _, d in self._pending_flow)
+        fd = self._flow_duty()
         excess = (span.typing_duty - fd) / max(1.0 - fd, HEADROOM)
         if (
             step.state is FocusState.FLOW
             and full.state is FocusState.FLOW
             and excess <= self.config.dense_excess[1]
-            and history >= span.duration_s
+            and min(history, step.time_in_state_s) >= span.duration_s
         ):
             self._pending_flow.append((self._window_end, span.typing_duty))
         while self._pending_flow and (
             self._window_end - self._pending_flow[0][0] >= FLOW_LEARN_DELAY_S
         ):
             self.baseline.observe_flow(self._pending_flow.popleft()[1])
+
+    def _flow_duty(self) -> float:
+        """The flow duty the rules judge with: the learnt one, with the pending observations
+        that are no denser than it (a lighter flow is learnt at once, so a new user's own flow
+        soon replaces the prior; a denser one only once confirmed, so the first minutes of a
+        session misread as FLOW cannot raise the bar it has to pass)."""
+        learnt = self.baseline.flow_duty
+        return self.baseline.flow_duty_with(d for _, d in self._pending_flow if d <= learnt)
 
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0

@@ -119,18 +119,15 @@ class Baseline:
 
     def flow_duty_with(self, provisional: Iterable[float]) -> float:
         """:attr:`flow_duty` as if ``provisional`` duties were observed as well."""
-        hist = list(self.duty_hist)
-        hist[_duty_bin(self.flow_duty_prior)] += self.duty_prior_windows
+        weight = self.duty_prior_windows + math.fsum(self.duty_hist)
+        total = self.duty_prior_windows * self.flow_duty_prior + math.fsum(
+            w * (i + 0.5) / DUTY_BINS for i, w in enumerate(self.duty_hist)
+        )
         for d in provisional:
             if math.isfinite(d) and 0.0 <= d <= 1.0:
-                hist[_duty_bin(d)] += 1.0
-        total = math.fsum(hist)
-        acc = 0.0
-        for i, w in enumerate(hist):
-            if acc + w >= total / 2 and w > 0:
-                return (i + (total / 2 - acc) / w) / DUTY_BINS
-            acc += w
-        return self.flow_duty_prior
+                weight += 1.0
+                total += d
+        return total / weight if weight > 0 else self.flow_duty_prior
 
     @property
     def scale(self) -> float:

@@ -87,6 +87,9 @@ class AnalysisConfig:
     """Evidence for other states is multiplied by this on every window (0-1)."""
     blip_s: float = 60.0
     """A state left and re-entered within this keeps its time in state (docs §5)."""
+    hyperfocus_blip_s: float = 600.0
+    """HYPERFOCUS re-entered within this after a lighter stretch of FLOW keeps its time in
+    state: one session at two depths (docs §5)."""
 
     reset_gap_s: float = 120.0
     """A gap between windows longer than this restarts the tracker."""
@@ -462,6 +465,7 @@ class StateTracker:
     evidence_decay: float = 0.3
     change_min_confidence: float = 0.3
     blip_s: float = 60.0
+    hyperfocus_blip_s: float = 600.0
     reset_gap_s: float = 120.0
     state: FocusState | None = None
     since: float = 0.0
@@ -470,6 +474,11 @@ class StateTracker:
     votes: dict[FocusState, int] = field(default_factory=dict)
     left: dict[FocusState, tuple[float, float]] = field(default_factory=dict)
     """state -> (since, left at) of the last stay in it, for the blip rule."""
+    entered: float = 0.0
+    """When the current stay began (``since`` may be earlier, by the blip rules)."""
+    session: tuple[float, float] | None = None
+    """(since, left at) of the last HYPERFOCUS stay while only FLOW (or blips of at most
+    ``blip_s``) followed it: the session the hyperfocus blip rule may resume."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> StateTracker:
@@ -482,6 +491,7 @@ class StateTracker:
             evidence_decay=cfg.evidence_decay,
             change_min_confidence=cfg.change_min_confidence,
             blip_s=cfg.blip_s,
+            hyperfocus_blip_s=cfg.hyperfocus_blip_s,
             reset_gap_s=cfg.reset_gap_s,
         )
 
@@ -499,10 +509,22 @@ class StateTracker:
         return base
 
     def _enter(self, state: FocusState, at: float) -> None:
-        if self.state is not None:
-            self.left[self.state] = (self.since, at)
+        leaving = self.state
+        if leaving is not None:
+            self.left[leaving] = (self.since, at)
+            if leaving is FocusState.HYPERFOCUS:
+                self.session = (self.since, at)
+            elif leaving is not FocusState.FLOW and at - self.entered > self.blip_s:
+                self.session = None  # more than a blip away from focus: the session ended
         back = self.left.get(state)
         self.since = back[0] if back is not None and at - back[1] <= self.blip_s else at
+        if (
+            state is FocusState.HYPERFOCUS
+            and self.session is not None
+            and at - self.session[1] <= self.hyperfocus_blip_s
+        ):
+            self.since = self.session[0]
+        self.entered = at
         self.state = state
         self.evidence.clear()
         self.votes.clear()
@@ -525,10 +547,11 @@ class StateTracker:
                 transition = Transition(
                     self.state, raw, full.confidence, window_end, self.last_end - self.since
                 )
-            self.state, self.since = raw, window_end
+            self.state, self.since, self.entered = raw, window_end, window_end
             self.evidence.clear()
             self.votes.clear()
             self.left.clear()
+            self.session = None
         else:
             current = self.state
             for s in list(self.evidence):

@@ -80,6 +80,33 @@ def test_flow_density_is_the_persons_own_so_a_fast_typists_hyperfocus_is_seen() 
     assert sum(r[1] is S.HYPERFOCUS for r in hyper) / len(hyper) >= 0.6
 
 
+def test_a_session_right_after_a_short_flow_is_not_learnt_as_the_persons_flow() -> None:
+    """A new user, four minutes of flow, then a session: the session's first minutes (read as
+    FLOW while the four-minute span fills) are denser than the flow duty learnt so far, so they
+    count only once confirmed and are dropped when HYPERFOCUS comes; before that they raised
+    the bar the session had to pass (a 250 ms typist's session was HYPERFOCUS 52 % of the time,
+    the flow duty rose from 0.71 to 0.82)."""
+    for iki in (0.6, 1.0, 1.67):
+        rows, hf_start = _run(4, 20, iki=iki)
+        at_start = [r for r in rows if r[0] <= hf_start][-1][4]
+        during = [r for r in rows if r[0] > hf_start]
+        assert max(r[4] for r in during) <= at_start + 0.04, iki
+        share = sum(r[1] is S.HYPERFOCUS for r in during) / len(during)
+        assert share >= 0.8, (iki, share)
+
+
+def test_the_flow_duty_is_the_mean_of_the_flow_learnt_and_the_prior() -> None:
+    """A mean, not a median: a new user's first noisy minutes of flow move it by their weight
+    instead of snapping it to their own middle value."""
+    b = Baseline()
+    assert abs(b.flow_duty - b.flow_duty_prior) < 1e-9
+    for _ in range(6):  # as much weight as the prior
+        b.observe_flow(0.4)
+    assert abs(b.flow_duty - (b.flow_duty_prior + 0.41) / 2) < 1e-3  # 0.41: the bin's middle
+    assert abs(b.flow_duty_with([0.9] * 12) - (6 * 0.7 + 6 * 0.41 + 12 * 0.9) / 24) < 0.01
+    assert b.flow_duty_with([float("nan"), 2.0]) == b.flow_duty  # nonsense is not counted
+
+
 def test_a_slow_typists_steady_flow_is_not_mistaken_for_hyperfocus() -> None:
     rows, _ = _run(30, 1, iki=1.67, seed=5)
     states = [r[1] for r in rows if r[0] >= rows[0][0] + 120]

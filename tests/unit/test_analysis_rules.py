@@ -357,3 +357,36 @@ def test_hopping_over_the_last_minutes_holds_distracted_through_a_slower_minute(
     assert held.state is S.DISTRACTED
     settled = dataclasses.replace(calm_minute, switches_per_min=0.0, dominant_app_share=1.0)
     assert classify(settled, CFG, Context(settled, hopping, 2.0)).state is not S.DISTRACTED
+
+
+def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock() -> None:
+    """hyperfocus_blip_s (600 s): HYPERFOCUS -> FLOW -> HYPERFOCUS within ten minutes, with
+    nothing but FLOW (or blips of at most blip_s) between, resumes the session's clock; a longer
+    stretch, or real time away from focus, starts a new session."""
+    hf, flow, neutral = [S.HYPERFOCUS] * 30, [S.FLOW] * 30, [S.NEUTRAL] * 12
+    t = StateTracker()
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate([*hf, *flow, *hf])]
+    back = [i for i, s in enumerate(steps) if s.transition and s.transition.current is S.HYPERFOCUS]
+    assert len(back) == 1 and back[0] > 60 and steps[-1].state is S.HYPERFOCUS
+    # since the first window: the session's 5 minutes, the lighter stretch, and this one
+    assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
+    flow_steps = [s for s in steps[30:60] if s.state is S.FLOW]
+    assert flow_steps and flow_steps[0].time_in_state_s == 0.0  # FLOW's own clock restarts
+
+    t = StateTracker()  # eleven minutes of FLOW: a new session
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate([*hf, *[S.FLOW] * 66, *hf])]
+    assert steps[-1].state is S.HYPERFOCUS and steps[-1].time_in_state_s < 300.0
+
+    t = StateTracker()  # two minutes of ordinary work in between: the session ended
+    steps = [
+        t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate([*hf, *flow, *neutral, *flow, *hf])
+    ]
+    assert S.NEUTRAL in {s.state for s in steps}
+    assert steps[-1].state is S.HYPERFOCUS and steps[-1].time_in_state_s < 300.0
+
+    # a 40-second blip into NEUTRAL inside the lighter stretch does not end the session
+    t = StateTracker()
+    seq = [*hf, *flow[:15], *[S.NEUTRAL] * 6, *flow[:15], *hf]
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
+    assert S.NEUTRAL in {s.state for s in steps}
+    assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
