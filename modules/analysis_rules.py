@@ -113,7 +113,7 @@ class AnalysisConfig:
     """Weight of that prior, in flow windows."""
 
     typing_keys: Ramp = (6.0, 12.0)
-    flow_kpm: Ramp = (90.0, 140.0)
+    flow_kpm: Ramp = (130.0, 190.0)
     flow_rel_iki: Ramp = (1.4, 1.8)
     steady_rcv: Ramp = (0.42, 0.62)
     flow_pointer: Ramp = (0.3, 0.5)

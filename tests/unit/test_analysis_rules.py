@@ -159,7 +159,7 @@ def test_a_single_app_switch_in_flow_is_still_flow() -> None:
 
 
 def test_ambiguous_window_has_low_confidence() -> None:
-    middle = dataclasses.replace(FLOW, keys_per_min=115.0)  # halfway up the flow_kpm ramp
+    middle = dataclasses.replace(FLOW, keys_per_min=sum(CFG.flow_kpm) / 2)  # halfway up
     c = classify(middle, CFG)
     assert c.state in (S.FLOW, S.NEUTRAL)
     assert c.confidence < 0.8
