@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
-from modules.ingest_token import TokenError, read_token
 from skelly.app import run_loop
 from skelly.config import load
-from skelly.errors import SkellyError, require_dir
+from skelly.errors import SkellyError
 
-from .send import _IDENT, _default_host_id, _tls_context, add_connection_arguments
+from .send import Connection, add_connection_arguments, resolve_connection, spool_path
 
 CALLBACK_TIMES_ENV = "SKELLY_CAPTURE_CALLBACK_TIMES"
 
@@ -92,23 +91,7 @@ def run(args: argparse.Namespace) -> int:
             "skelly capture needs --to HOST:PORT and --token-file FILE (the Pi's address and the "
             "token from `skelly token` on the Pi)"
         )
-    try:
-        target = Target.parse(args.to)
-    except ValueError as exc:
-        raise SkellyError(f"--to: {exc}") from None
-    token_path = Path(args.token_file).expanduser().absolute()
-    try:
-        token = read_token(token_path)
-    except TokenError as exc:
-        raise SkellyError(str(exc)) from None
-    host_id = args.host_id or _default_host_id()
-    session = args.session or default_session()
-    for what, value in (("--host-id", host_id), ("--session", session)):
-        if not _IDENT.fullmatch(value):
-            raise SkellyError(f"{what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ . -")
-    if (args.tls or args.ca) and target.unix_path:
-        raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
-    ctx = _tls_context(args.ca) if (args.tls or args.ca) else None
+    conn = resolve_connection(args, default_session)
     from skelly.capture import categories, environment
 
     if args.categories and not Path(args.categories).expanduser().is_file():
@@ -118,19 +101,13 @@ def run(args: argparse.Namespace) -> int:
         )
     config = load(args.config)  # a wrong --config is one line now, not at every login
     if args.install_user_service:
-        return _install(args, target, token_path)
+        return _install(args, conn.target, conn.token_path.absolute())
 
     try:
         where = environment.check()
     except environment.Unsupported as exc:
         raise SkellyError(f"capture is not possible here: {exc}") from None
-    if args.spool:
-        spool_path = Path(args.spool).expanduser()
-        hint = "give --spool a file in a directory you can write"
-    else:
-        spool_path = config.state_dir() / "spool" / f"{host_id}-{session}.ndjson"
-        hint = "give --spool a file in a directory you can write, or set data_dir"
-    require_dir(spool_path.parent, write=True, create=True, what="the spool directory", hint=hint)
+    spool = spool_path(args, config, conn)
     cat_path = (
         Path(args.categories).expanduser()
         if args.categories
@@ -148,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
             f"cannot create the app-id secret {secret_path}: {exc.strerror}; set "
             "XDG_CONFIG_HOME to a directory you can write"
         ) from None
-    setup = _Setup(args, target, token, host_id, session, spool_path, ctx)
+    setup = _Setup(args, conn, spool)
     setup.categoriser = categories.Categoriser(secret, overrides)
     if not args.quiet:
-        _say(f"host {host_id} session {session}")
+        _say(f"host {conn.host_id} session {conn.session}")
     return setup.run(where)
 
 
@@ -210,20 +187,16 @@ class _Setup:
     def __init__(
         self,
         args: argparse.Namespace,
-        target: Target,
-        token: str,
-        host_id: str,
-        session: str,
+        conn: Connection,
         spool_path: Path,
-        ctx: Any,
     ) -> None:
         self.args = args
-        self.target = target
-        self.token = token
-        self.host_id = host_id
-        self.session = session
+        self.target = conn.target
+        self.token = conn.token
+        self.host_id = conn.host_id
+        self.session = conn.session
         self.spool_path = spool_path
-        self.ctx = ctx
+        self.ctx = conn.tls
         self.categoriser: Any = None
         self.quiet = bool(args.quiet)
 

@@ -20,6 +20,8 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +29,7 @@ import orjson
 
 from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
 from modules.ingest_token import TokenError, read_token
-from skelly.config import load
+from skelly.config import Config, load
 from skelly.errors import SkellyError, require_dir
 
 _IDENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -97,37 +99,64 @@ def default_session() -> str:
     return time.strftime("send-%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom to send: what the options of :func:`add_connection_arguments` say."""
+
+    target: Target
+    token: str
+    token_path: Path
+    host_id: str
+    session: str
+    tls: ssl.SSLContext | None
+
+
+def resolve_connection(args: argparse.Namespace, new_session: Callable[[], str]) -> Connection:
+    """Check ``--to``, ``--token-file``, ``--host-id``, ``--session``, ``--tls``/``--ca``
+    (``skelly send`` and ``skelly capture``); a bad one is a :class:`SkellyError` naming it."""
+    try:
+        target = Target.parse(args.to)
+    except ValueError as exc:
+        raise SkellyError(f"--to: {exc}") from None
+    token_path = Path(args.token_file).expanduser()
+    try:
+        token = read_token(token_path)
+    except TokenError as exc:
+        raise SkellyError(str(exc)) from None
+    host_id = args.host_id or _default_host_id()
+    session = args.session or new_session()
+    for what, value in (("--host-id", host_id), ("--session", session)):
+        if not _IDENT.fullmatch(value):
+            raise SkellyError(f"{what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ . -")
+    ctx: ssl.SSLContext | None = None
+    if args.tls or args.ca:
+        if target.unix_path:
+            raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
+        ctx = _tls_context(args.ca)
+    return Connection(target, token, token_path, host_id, session, ctx)
+
+
+def spool_path(args: argparse.Namespace, config: Config, conn: Connection) -> Path:
+    """``--spool``, or ``<state dir>/spool/<host>-<session>.ndjson``; its directory made and
+    checked writable."""
+    if args.spool:
+        path = Path(args.spool).expanduser()
+        hint = "give --spool a file in a directory you can write"
+    else:
+        path = config.state_dir() / "spool" / f"{conn.host_id}-{conn.session}.ndjson"
+        hint = "give --spool a file in a directory you can write, or set data_dir"
+    require_dir(path.parent, write=True, create=True, what="the spool directory", hint=hint)
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.timeout >= 0:  # also refuses nan
         raise SkellyError(
             f"--timeout must be 0 (wait until everything is acknowledged) or a positive number "
             f"of seconds, got {args.timeout:g}"
         )
-    try:
-        target = Target.parse(args.to)
-    except ValueError as exc:
-        raise SkellyError(f"--to: {exc}") from None
-    try:
-        token = read_token(Path(args.token_file).expanduser())
-    except TokenError as exc:
-        raise SkellyError(str(exc)) from None
-    host_id = args.host_id or _default_host_id()
-    session = args.session or default_session()
-    for what, value in (("--host-id", host_id), ("--session", session)):
-        if not _IDENT.fullmatch(value):
-            raise SkellyError(f"{what} {value!r}: use 1-64 characters of A-Z a-z 0-9 _ . -")
-    if args.spool:
-        spool_path = Path(args.spool).expanduser()
-        hint = "give --spool a file in a directory you can write"
-    else:
-        spool_path = load(args.config).state_dir() / "spool" / f"{host_id}-{session}.ndjson"
-        hint = "give --spool a file in a directory you can write, or set data_dir"
-    require_dir(spool_path.parent, write=True, create=True, what="the spool directory", hint=hint)
-    ctx: ssl.SSLContext | None = None
-    if args.tls or args.ca:
-        if target.unix_path:
-            raise SkellyError("--tls/--ca make no sense with a unix: socket; leave them out")
-        ctx = _tls_context(args.ca)
+    conn = resolve_connection(args, default_session)
+    spool = spool_path(args, load(args.config), conn)
     if args.input == "-":
         stream: IO[bytes] = sys.stdin.buffer
     else:
@@ -136,9 +165,12 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise SkellyError(f"cannot read {args.input}: {exc.strerror}") from None
     if not args.quiet:
-        print(f"skelly send: host {host_id} session {session} → {target}", file=sys.stderr)
+        print(
+            f"skelly send: host {conn.host_id} session {conn.session} → {conn.target}",
+            file=sys.stderr,
+        )
     try:
-        sender = _Sender(args, target, token, host_id, session, spool_path, ctx)
+        sender = _Sender(args, conn, spool)
         return asyncio.run(sender.main(stream))
     finally:
         if stream is not sys.stdin.buffer:
@@ -164,18 +196,14 @@ class _Sender:
     def __init__(
         self,
         args: argparse.Namespace,
-        target: Target,
-        token: str,
-        host_id: str,
-        session: str,
+        conn: Connection,
         spool_path: Path,
-        ctx: ssl.SSLContext | None,
     ) -> None:
         self.args = args
         self.quiet = bool(args.quiet)
         self.timeout: float | None = args.timeout or None
         self.spool_path = spool_path
-        self.session = session
+        self.session = conn.session
         self.skipped = 0
         self.input_lines = 0
         # A file is numbered by position (line k without seq follows the seq before it in the
@@ -185,13 +213,13 @@ class _Sender:
         self.by_position = args.input != "-"
         self.prev_seq = 0
         self.client = IngestClient(
-            target,
-            token,
-            host_id=host_id,
-            session_id=session,
-            ssl_context=ctx,
+            conn.target,
+            conn.token,
+            host_id=conn.host_id,
+            session_id=conn.session,
+            ssl_context=conn.tls,
             server_hostname=args.tls_name,
-            spool=Spool(spool_path, host_id, session),
+            spool=Spool(spool_path, conn.host_id, conn.session),
             client_name="skelly-send/1",
             on_refused=self._refused,
             on_status=self._status,
