@@ -114,7 +114,8 @@ class Baseline:
 
     @property
     def flow_duty(self) -> float:
-        """This person's typical typing duty over minutes of flow (median, prior included)."""
+        """This person's typical typing duty over minutes of flow: the mean of the prior (weighing
+        ``duty_prior_windows``) and the flow windows learnt (bin middles)."""
         return self.flow_duty_with(())
 
     def flow_duty_with(self, provisional: Iterable[float]) -> float:

@@ -454,7 +454,8 @@ class StateTracker:
     ``hyperfocus_evidence`` into HYPERFOCUS, ``leave_hyperfocus_evidence`` from HYPERFOCUS
     into FLOW, ``change_evidence`` otherwise, and at least two windows have voted for it.  Time
     in state runs on ``window_end``; a state re-entered within ``blip_s`` of leaving it keeps
-    the time it had (the excursion included).
+    the time it had (the excursion included), and HYPERFOCUS re-entered within
+    ``hyperfocus_blip_s`` after lighter FLOW keeps the session's time (docs §5).
     """
 
     change_evidence: float = 1.4
