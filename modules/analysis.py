@@ -180,10 +180,8 @@ class WindowAnalyzer:
             if step.state is FocusState.HYPERFOCUS and self._pending_flow:
                 # the session's run-up (denser than the flow learnt) is dropped; the lighter
                 # observations the rules already judged with are the person's flow: kept
-                learnt = self.baseline.flow_duty
-                for _, d in self._pending_flow:
-                    if d <= learnt:
-                        self.baseline.observe_flow(d)
+                for d in self._lighter_pending():
+                    self.baseline.observe_flow(d)
                 self._pending_flow.clear()
             return
         self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
@@ -214,8 +212,12 @@ class WindowAnalyzer:
         that are no denser than it (a lighter flow is learnt at once, so a new user's own flow
         soon replaces the prior; a denser one only once confirmed, so the first minutes of a
         session misread as FLOW cannot raise the bar it has to pass)."""
+        return self.baseline.flow_duty_with(self._lighter_pending())
+
+    def _lighter_pending(self) -> list[float]:
+        """The pending flow observations no denser than the flow duty learnt so far."""
         learnt = self.baseline.flow_duty
-        return self.baseline.flow_duty_with(d for _, d in self._pending_flow if d <= learnt)
+        return [d for _, d in self._pending_flow if d <= learnt]
 
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0
