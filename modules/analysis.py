@@ -153,7 +153,7 @@ class WindowAnalyzer:
             silence,
             scale,
             self._flow_duty(),
-            self.tracker.state is FocusState.HYPERFOCUS,
+            self._hyperfocus_s(window_end),
         )
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)
@@ -213,6 +213,13 @@ class WindowAnalyzer:
         soon replaces the prior; a denser one only once confirmed, so the first minutes of a
         session misread as FLOW cannot raise the bar it has to pass)."""
         return self.baseline.flow_duty_with(self._lighter_pending())
+
+    def _hyperfocus_s(self, window_end: float) -> float | None:
+        """How long the reported HYPERFOCUS has lasted at ``window_end`` (its session clock,
+        docs §5), None when the reported state is not HYPERFOCUS."""
+        if self.tracker.state is not FocusState.HYPERFOCUS:
+            return None
+        return max(window_end - self.tracker.since, 0.0)
 
     def _lighter_pending(self) -> list[float]:
         """The pending flow observations no denser than the flow duty learnt so far."""

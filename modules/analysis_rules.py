@@ -40,6 +40,11 @@ TIE_ORDER: tuple[FocusState, ...] = (
     FocusState.NEUTRAL,
 )
 
+SIGNED_RAMPS = frozenset(
+    {"dense_excess", "dense_onset_excess", "dense_hold_excess", "dense_settled_excess"}
+)
+"""Ramps over a signed quantity (the excess over the person's flow duty is negative when a
+span is lighter than their flow): their ends may be negative."""
 HEADROOM = 0.3
 """Least headroom (1 - flow duty) density is measured in: near a flow duty of 1, a few
 percent of noise would otherwise count as most of the pause time gone."""
@@ -90,6 +95,9 @@ class AnalysisConfig:
     hyperfocus_blip_s: float = 600.0
     """HYPERFOCUS re-entered within this after a lighter stretch of FLOW keeps its time in
     state: one session at two depths (docs §5)."""
+    hyperfocus_settled_s: float = 600.0
+    """After this long in HYPERFOCUS, staying needs only ``dense_settled_excess``: a session's
+    slower stretches, at the person's flow density or a little above it, do not end it."""
 
     reset_gap_s: float = 120.0
     """A gap between windows longer than this restarts the tracker."""
@@ -128,6 +136,7 @@ class AnalysisConfig:
     dense_excess: Ramp = (0.22, 0.4)
     dense_onset_excess: Ramp = (0.15, 0.3)
     dense_hold_excess: Ramp = (0.1, 0.22)
+    dense_settled_excess: Ramp = (-0.05, 0.08)
     dense_hold_app_share: Ramp = (0.6, 0.8)
     dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
@@ -150,10 +159,10 @@ class AnalysisConfig:
                     isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     for v in value
                 )
-                if not ok or any(v < 0 for v in value):
+                if not ok or (f.name not in SIGNED_RAMPS and any(v < 0 for v in value)):
+                    what = "finite numbers" if f.name in SIGNED_RAMPS else "finite numbers >= 0"
                     raise ValueError(
-                        f"analysis.{f.name} must be a ramp [a, b] of two finite numbers >= 0, "
-                        f"got {value!r}"
+                        f"analysis.{f.name} must be a ramp [a, b] of two {what}, got {value!r}"
                     )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"analysis.{f.name} must be a number, got {value!r}")
@@ -241,8 +250,9 @@ class Context:
     """Baseline IKI / reference IKI of this person (1 = the reference typist)."""
     flow_duty: float = 0.7
     """This person's typical typing duty over minutes of flow (the baseline's)."""
-    in_hyperfocus: bool = False
-    """The reported state is HYPERFOCUS: staying needs less density than entering."""
+    hyperfocus_s: float | None = None
+    """Time in state of the reported HYPERFOCUS (None: not in HYPERFOCUS): staying needs less
+    density than entering, and after ``hyperfocus_settled_s`` less still."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -348,8 +358,13 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     flow_core = max(flow_now, flow_held)
     # denser than this person's flow over the last minutes, or over the last minute while the
     # last minutes are already on their way there (a session's onset)
-    if ctx.in_hyperfocus:  # staying takes less than entering (a trip to the terminal included)
-        dense_c = _dense(c, cfg, ctx.flow_duty, cfg.dense_hold_excess, cfg.dense_hold_app_share)
+    if ctx.hyperfocus_s is not None:  # staying takes less than entering (a trip included)
+        hold = (
+            cfg.dense_settled_excess
+            if ctx.hyperfocus_s >= cfg.hyperfocus_settled_s
+            else cfg.dense_hold_excess
+        )
+        dense_c = _dense(c, cfg, ctx.flow_duty, hold, cfg.dense_hold_app_share)
     else:
         dense_c = _dense(c, cfg, ctx.flow_duty)
     onset = min(
@@ -438,6 +453,8 @@ class TrackerStep:
 
 
 QUICK = frozenset({FocusState.IDLE, FocusState.DISTRACTED})
+DEEPER_AND_BACK = (FocusState.HYPERFOCUS, FocusState.FLOW)
+"""FLOW re-entered from HYPERFOCUS within ``hyperfocus_blip_s`` keeps FLOW's clock."""
 CALMER = frozenset({FocusState.TRANSITIONING, FocusState.NEUTRAL})
 """Leaving DISTRACTED for these needs ``leave_distracted_evidence``: hopping that slows for a
 minute has not become ordinary work."""
@@ -454,8 +471,9 @@ class StateTracker:
     ``hyperfocus_evidence`` into HYPERFOCUS, ``leave_hyperfocus_evidence`` from HYPERFOCUS
     into FLOW, ``change_evidence`` otherwise, and at least two windows have voted for it.  Time
     in state runs on ``window_end``; a state re-entered within ``blip_s`` of leaving it keeps
-    the time it had (the excursion included), and HYPERFOCUS re-entered within
-    ``hyperfocus_blip_s`` after lighter FLOW keeps the session's time (docs §5).
+    the time it had (the excursion included), HYPERFOCUS re-entered within
+    ``hyperfocus_blip_s`` after lighter FLOW keeps the session's time, and FLOW re-entered from
+    HYPERFOCUS within ``hyperfocus_blip_s`` keeps FLOW's (docs §5).
     """
 
     change_evidence: float = 1.4
@@ -518,7 +536,9 @@ class StateTracker:
             elif leaving is not FocusState.FLOW and at - self.entered > self.blip_s:
                 self.session = None  # more than a blip away from focus: the session ended
         back = self.left.get(state)
-        self.since = back[0] if back is not None and at - back[1] <= self.blip_s else at
+        # FLOW back from a deeper stretch (HYPERFOCUS) is the same focus: its clock runs on
+        away = self.hyperfocus_blip_s if (leaving, state) == DEEPER_AND_BACK else self.blip_s
+        self.since = back[0] if back is not None and at - back[1] <= away else at
         if (
             state is FocusState.HYPERFOCUS
             and self.session is not None

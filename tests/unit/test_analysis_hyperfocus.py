@@ -8,6 +8,7 @@ this hyperfocus as FLOW, and the baseline learnt from the session itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from bus.messages import FocusState
@@ -133,8 +134,6 @@ def test_a_trip_to_the_terminal_does_not_end_a_hyperfocus_session() -> None:
     """Entering hyperfocus wants the last minutes in one app (dense_app_share); staying in it
     tolerates a trip away (dense_hold_app_share): a 100-minute session broke into FLOW for 80 s
     on such a trip and its 90-minute clock restarted."""
-    import dataclasses
-
     from modules.analysis_features import WindowFeatures
     from modules.analysis_rules import AnalysisConfig, Context, classify
 
@@ -153,7 +152,48 @@ def test_a_trip_to_the_terminal_does_not_end_a_hyperfocus_session() -> None:
     )
     minute = dataclasses.replace(dense, duration_s=60, key_count=300)  # the trip in it too
     cfg = AnalysisConfig()
-    entering = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, False))
-    staying = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, True))
+    entering = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, None))
+    staying = classify(minute, cfg, Context(minute, dense, 0.5, 1.0, 0.65, 60.0))
     assert staying.state is S.HYPERFOCUS
     assert entering.state is S.FLOW  # entering wants one app
+
+
+def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density() -> None:
+    """After ``hyperfocus_settled_s`` in HYPERFOCUS, a slower stretch only a little denser than
+    the person's flow does not end the session (an independent 210 ms typist's 100-minute session
+    dipped to 0.72-0.74 duty against a flow duty of 0.7 and was FLOW a third of the time); in the
+    first minutes of HYPERFOCUS, and outside it, the same stretch is FLOW."""
+    from modules.analysis_features import WindowFeatures
+    from modules.analysis_rules import AnalysisConfig, Context, classify
+
+    cfg = AnalysisConfig()
+    flow_duty = 0.7
+    slower = WindowFeatures(
+        duration_s=240,
+        key_count=1000,
+        iki_n=950,
+        keys_per_min=250,
+        iki_median_ms=160,
+        iki_rcv=0.3,
+        burst_mean_keys=40,
+        typing_duty=flow_duty + 0.04,
+        dominant_app_share=1.0,
+        work_share=1.0,
+        quiet_tail_s=0.5,
+    )
+    minute = dataclasses.replace(slower, duration_s=60, key_count=250, iki_n=240)
+
+    def state(hyperfocus_s: float | None) -> S:
+        ctx = Context(minute, slower, 0.5, 1.0, flow_duty, hyperfocus_s)
+        return classify(minute, cfg, ctx).state
+
+    assert state(cfg.hyperfocus_settled_s) is S.HYPERFOCUS
+    assert state(3600.0) is S.HYPERFOCUS
+    assert state(cfg.hyperfocus_settled_s - 10) is S.FLOW
+    assert state(None) is S.FLOW
+    # at the person's own flow density even a settled session is over
+    flow_like = dataclasses.replace(slower, typing_duty=flow_duty)
+    ctx = Context(
+        dataclasses.replace(minute, typing_duty=flow_duty), flow_like, 0.5, 1.0, flow_duty, 3600.0
+    )
+    assert classify(ctx.medium, cfg, ctx).state is S.FLOW

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -183,12 +184,17 @@ def test_thresholds_come_from_config() -> None:
 # --- config --------------------------------------------------------------------------------
 
 
+def test_an_excess_ramp_may_start_below_the_persons_flow_duty() -> None:
+    assert AnalysisConfig(dense_settled_excess=(-0.1, 0.05)).dense_settled_excess == (-0.1, 0.05)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"pause_s": -1.0}, "analysis.pause_s must be a positive number"),
         ({"flow_kpm": (1.0,)}, "analysis.flow_kpm must be a ramp"),
         ({"flow_kpm": (-5.0, 3.0)}, "analysis.flow_kpm must be a ramp"),
+        ({"dense_settled_excess": (0.0, math.inf)}, "two finite numbers, got"),
         ({"change_min_confidence": 1.5}, "from 0 to 1"),
         ({"burst_min_keys": 1}, "at least 2"),
     ],
@@ -390,3 +396,27 @@ def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock()
     steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
     assert S.NEUTRAL in {s.state for s in steps}
     assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
+
+
+def test_flow_back_from_a_deeper_stretch_keeps_its_clock() -> None:
+    """FLOW -> HYPERFOCUS -> FLOW within hyperfocus_blip_s keeps FLOW's clock, the deeper stretch
+    included (one focus at two depths: the independent family's 40-minute flows had 1-7 minute
+    stretches read as HYPERFOCUS, and one in five then never showed 15 unbroken minutes of FLOW,
+    so Gamification's coins for 15 minutes of flow would not come); a longer stretch restarts it."""
+    flow = [S.FLOW] * 30
+    t = StateTracker()
+    steps = [
+        t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate([*flow, *[S.HYPERFOCUS] * 30, *flow])
+    ]
+    assert [s.state for s in steps].count(S.HYPERFOCUS) > 20 and steps[-1].state is S.FLOW
+    assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
+
+    t = StateTracker()  # eleven minutes deeper: FLOW starts again
+    seq = [*flow, *[S.HYPERFOCUS] * 66, *flow]
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
+    assert steps[-1].state is S.FLOW and steps[-1].time_in_state_s < 300.0
+
+    t = StateTracker()  # FLOW -> NEUTRAL for two minutes -> FLOW: the ordinary blip rule, restarted
+    seq = [*flow, *[S.NEUTRAL] * 12, *flow]
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
+    assert steps[-1].state is S.FLOW and steps[-1].time_in_state_s < 300.0
