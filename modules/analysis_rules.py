@@ -453,8 +453,6 @@ class TrackerStep:
 
 
 QUICK = frozenset({FocusState.IDLE, FocusState.DISTRACTED})
-DEEPER_AND_BACK = (FocusState.HYPERFOCUS, FocusState.FLOW)
-"""FLOW re-entered from HYPERFOCUS within ``hyperfocus_blip_s`` keeps FLOW's clock."""
 CALMER = frozenset({FocusState.TRANSITIONING, FocusState.NEUTRAL})
 """Leaving DISTRACTED for these needs ``leave_distracted_evidence``: hopping that slows for a
 minute has not become ordinary work."""
@@ -537,7 +535,8 @@ class StateTracker:
                 self.session = None  # more than a blip away from focus: the session ended
         back = self.left.get(state)
         # FLOW back from a deeper stretch (HYPERFOCUS) is the same focus: its clock runs on
-        away = self.hyperfocus_blip_s if (leaving, state) == DEEPER_AND_BACK else self.blip_s
+        deeper_and_back = leaving is FocusState.HYPERFOCUS and state is FocusState.FLOW
+        away = self.hyperfocus_blip_s if deeper_and_back else self.blip_s
         self.since = back[0] if back is not None and at - back[1] <= away else at
         if (
             state is FocusState.HYPERFOCUS
