@@ -184,6 +184,10 @@ class WindowAnalyzer:
                     self.baseline.observe_flow(d)
                 self._pending_flow.clear()
             return
+        if step.state is not FocusState.FLOW and self._pending_flow:
+            # a FLOW run that ended in ordinary work before its observations were confirmed was
+            # most likely a fluent stretch of that work: not the person's flow (docs §3.1)
+            self._pending_flow.clear()
         self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
         # flow density (docs §3.1): the typing duty of the longest span that is all history
         # (the last few minutes once there are that many, the last minute before), from FLOW

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+import pytest
+
 from bus.messages import FocusState
 from hw_sim.scenarios import (
     DEFAULT_START,
@@ -197,3 +199,35 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
         dataclasses.replace(minute, typing_duty=flow_duty), flow_like, 0.5, 1.0, flow_duty, 3600.0
     )
     assert classify(ctx.medium, cfg, ctx).state is S.FLOW
+
+
+def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> None:
+    """A minute or two of fluent typing inside ordinary work can read as FLOW; if the run ends in
+    NEUTRAL before its flow observations are confirmed (``FLOW_LEARN_DELAY_S``), they are dropped:
+    on the independent family such stretches taught a 170 ms typist a flow duty of 0.62 instead of
+    0.66, and their real flow then read as HYPERFOCUS."""
+    from modules.analysis import FLOW_LEARN_DELAY_S
+    from modules.analysis_rules import AnalysisConfig
+
+    sc = generate(
+        "blip",
+        (
+            Segment(S.NEUTRAL, 6),
+            Segment(S.FLOW, 2.5, WORDS_FLOW),
+            Segment(S.NEUTRAL, 8),
+        ),
+        seed=3,
+        start=DEFAULT_START + 4.0,
+    )
+    an = WindowAnalyzer()
+    states = []
+    pending_seen = 0
+    for b in windows(sc.raw_events(), sc.start, sc.end):
+        states.append(an.analyze(b.window_start, b.window_end, b.events).step.state)
+        pending_seen = max(pending_seen, len(an._pending_flow))
+    assert S.FLOW in states and states[-1] is S.NEUTRAL
+    assert pending_seen > 0  # the run was long enough to be observed ...
+    flow_windows = states.count(S.FLOW)
+    assert flow_windows * 10.0 < 60.0 + FLOW_LEARN_DELAY_S  # ... and ended before confirmation
+    assert an.baseline.flow_windows == 0.0  # nothing learnt: the flow duty is the prior's
+    assert an.baseline.flow_duty == pytest.approx(AnalysisConfig().baseline_flow_duty)
