@@ -192,8 +192,9 @@ class WindowAnalyzer:
         # flow density (docs §3.1): the typing duty of the longest span that is all history
         # (the last few minutes once there are that many, the last minute before), from FLOW
         # windows not already denser than the person's flow; provisional (the rules see it at
-        # once) until ``FLOW_LEARN_DELAY_S`` later, and dropped if HYPERFOCUS comes first, so a
-        # session's run-up, read as FLOW while the long span fills, is never learnt as flow
+        # once) until ``FLOW_LEARN_DELAY_S`` later, and dropped if HYPERFOCUS (or, above, the
+        # end of the FLOW run) comes first, so a session's run-up, read as FLOW while the long
+        # span fills, is never learnt as flow
         history = self._window_end - (self._first_start or self._window_end)
         settled = min(history, step.time_in_state_s) >= long.duration_s
         span = long if settled else medium
