@@ -126,7 +126,7 @@ class WindowAnalyzer:
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
         self._window_end = 0.0
-        self._pending_flow: deque[tuple[float, float]] = deque()
+        self._pending_flow: deque[tuple[float, float, float, float]] = deque()
 
     def analyze(
         self, window_start: float, window_end: float, events: tuple[RawEvent, ...]
@@ -154,6 +154,8 @@ class WindowAnalyzer:
             scale,
             self._flow_duty(),
             self._hyperfocus_s(window_end),
+            self.baseline.flow_rhythm,
+            self.tracker.in_session(window_end),
         )
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)
@@ -180,8 +182,10 @@ class WindowAnalyzer:
             if step.state is FocusState.HYPERFOCUS and self._pending_flow:
                 # the session's run-up (denser than the flow learnt) is dropped; the lighter
                 # observations the rules already judged with are the person's flow: kept
-                for d in self._lighter_pending():
-                    self.baseline.observe_flow(d)
+                learnt = self.baseline.flow_duty
+                for obs in self._pending_flow:
+                    if obs[1] <= learnt:
+                        self._commit_flow(obs)
                 self._pending_flow.clear()
             return
         if step.state is not FocusState.FLOW and self._pending_flow:
@@ -203,14 +207,23 @@ class WindowAnalyzer:
         if (
             step.state is FocusState.FLOW
             and full.state is FocusState.FLOW
+            and not self.tracker.in_session(self._window_end)
             and excess <= self.config.dense_excess[1]
             and min(history, step.time_in_state_s) >= span.duration_s
         ):
-            self._pending_flow.append((self._window_end, span.typing_duty))
+            self._pending_flow.append(
+                (self._window_end, span.typing_duty, span.iki_core_ms, span.iki_core_cv)
+            )
         while self._pending_flow and (
             self._window_end - self._pending_flow[0][0] >= FLOW_LEARN_DELAY_S
         ):
-            self.baseline.observe_flow(self._pending_flow.popleft()[1])
+            self._commit_flow(self._pending_flow.popleft())
+
+    def _commit_flow(self, obs: tuple[float, float, float, float]) -> None:
+        """Learn one confirmed flow observation: its duty and its rhythm."""
+        _, duty, core_ms, core_cv = obs
+        self.baseline.observe_flow(duty)
+        self.baseline.observe_rhythm(core_ms, core_cv)
 
     def _flow_duty(self) -> float:
         """The flow duty the rules judge with: the learnt one, with the pending observations
@@ -229,7 +242,7 @@ class WindowAnalyzer:
     def _lighter_pending(self) -> list[float]:
         """The pending flow observations no denser than the flow duty learnt so far."""
         learnt = self.baseline.flow_duty
-        return [d for _, d in self._pending_flow if d <= learnt]
+        return [d for _, d, _, _ in self._pending_flow if d <= learnt]
 
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0

@@ -34,9 +34,10 @@ LO_MS, HI_MS, BINS = 40.0, 1000.0, 64
 KPM_LO, KPM_HI = 5.0, 2000.0
 DUTY_BINS = 50
 """Linear bins of the flow-duty histogram over 0-1."""
-FORMAT = 2
-READABLE = (1, 2)
-"""Stored formats :meth:`Baseline.restore` takes (1 has no flow-duty histogram)."""
+FORMAT = 3
+READABLE = (1, 2, 3)
+"""Stored formats :meth:`Baseline.restore` takes (1 has no flow-duty histogram, 2 no flow
+rhythm)."""
 
 
 def _bin(x: float, lo: float, hi: float) -> int:
@@ -77,10 +78,17 @@ class Baseline:
     """Population typical typing duty over minutes of flow."""
     duty_prior_windows: float = 6.0
     """Weight of that prior, in flow windows (a minute of flow halves its weight)."""
+    rhythm_min_windows: float = 18.0
+    """Flow windows the flow rhythm needs before it is used (3 minutes of confirmed flow)."""
     windows: float = 0.0
     """Typing windows seen (decayed weight, without the prior)."""
     flow_windows: float = 0.0
     """Flow windows seen for the flow density (decayed weight, without the prior)."""
+    rhythm_windows: float = 0.0
+    """Flow windows seen for the flow rhythm (decayed weight)."""
+    rhythm_iki_sum: float = 0.0
+    rhythm_cv_sum: float = 0.0
+    """Decayed sums of their core IKI (ms) and core CV."""
     iki_hist: list[float] = field(default_factory=list)
     kpm_hist: list[float] = field(default_factory=list)
     duty_hist: list[float] = field(default_factory=list)
@@ -131,6 +139,18 @@ class Baseline:
         return total / weight if weight > 0 else self.flow_duty_prior
 
     @property
+    def flow_rhythm(self) -> tuple[float, float] | None:
+        """This person's flow rhythm: the mean core IKI (ms) and core CV of their flow windows,
+        or None until ``rhythm_min_windows`` have been seen (there is no population prior: a
+        rhythm is personal)."""
+        if self.rhythm_windows < self.rhythm_min_windows or self.rhythm_windows <= 0:
+            return None
+        return (
+            self.rhythm_iki_sum / self.rhythm_windows,
+            self.rhythm_cv_sum / self.rhythm_windows,
+        )
+
+    @property
     def scale(self) -> float:
         """Baseline IKI / reference IKI, clamped: > 1 for a slower typist than the reference."""
         return min(max(self.iki_ms / REFERENCE_IKI_MS, self.min_scale), self.max_scale)
@@ -161,6 +181,21 @@ class Baseline:
         self.flow_windows = self.flow_windows * keep + 1.0
         return True
 
+    def observe_rhythm(self, core_iki_ms: float, core_cv: float) -> bool:
+        """Add the core IKI and CV of a window reported as FLOW (the span its duty came from)."""
+        if not (
+            math.isfinite(core_iki_ms)
+            and core_iki_ms > 0
+            and math.isfinite(core_cv)
+            and core_cv > 0
+        ):
+            return False
+        keep = 0.5 ** (1.0 / self.half_life_windows)
+        self.rhythm_windows = self.rhythm_windows * keep + 1.0
+        self.rhythm_iki_sum = self.rhythm_iki_sum * keep + core_iki_ms
+        self.rhythm_cv_sum = self.rhythm_cv_sum * keep + core_cv
+        return True
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -172,6 +207,9 @@ class Baseline:
             "flow_windows": self.flow_windows,
             "flow_duty": round(self.flow_duty, 4),
             "duty_hist": list(self.duty_hist),
+            "rhythm_windows": self.rhythm_windows,
+            "rhythm_iki_sum": self.rhythm_iki_sum,
+            "rhythm_cv_sum": self.rhythm_cv_sum,
         }
 
     def restore(self, data: object) -> bool:
@@ -200,7 +238,12 @@ class Baseline:
                 return False
             hists.append([float(w) for w in h])
         counts = []
-        for key in ("windows", "flow_windows") if len(hists) == 3 else ("windows",):
+        count_keys: tuple[str, ...] = ("windows",)
+        if data["format"] >= 2:
+            count_keys += ("flow_windows",)
+        if data["format"] >= 3:
+            count_keys += ("rhythm_windows", "rhythm_iki_sum", "rhythm_cv_sum")
+        for key in count_keys:
             n = data.get(key)
             if (
                 isinstance(n, bool)
@@ -214,4 +257,6 @@ class Baseline:
         self.windows = counts[0]
         if len(hists) == 3:
             self.duty_hist, self.flow_windows = hists[2], counts[1]
+        if len(counts) == 5:
+            self.rhythm_windows, self.rhythm_iki_sum, self.rhythm_cv_sum = counts[2:]
         return True

@@ -52,6 +52,8 @@ class WindowFeatures:
     iki_cv: float = 0.0
     iki_n: float = 0.0
     iki_median_ms: float = 0.0
+    iki_core_ms: float = 0.0
+    iki_core_cv: float = 0.0
     iki_rcv: float = 0.0
     burst_count: float = 0.0
     burst_mean_keys: float = 0.0
@@ -122,6 +124,14 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
         return 0.0, 0.0
     var = math.fsum((v - mean) ** 2 for v in values) / len(values)
     return mean, math.sqrt(var) / mean
+
+
+def _core_stats(values: Sequence[float], median: float) -> tuple[float, float]:
+    """Mean and CV of the intervals within [½, 2] × the median: the pace and spread of the
+    rhythm itself, finer than the median and MAD on a host whose timer ticks coarsely (a
+    15.6 ms tick moves a median in steps, a mean of many jittered ticks smoothly); (0, 0) for
+    fewer than two such intervals."""
+    return _stats([v for v in values if 0.5 * median <= v <= 2.0 * median])
 
 
 def _robust(values: Sequence[float]) -> tuple[float, float]:
@@ -197,6 +207,7 @@ def compute_features(
     rhythm = [g for g in gaps if g <= p.pause_s]
     iki_mean, iki_cv = _stats(rhythm)
     iki_median, iki_rcv = _robust(rhythm)
+    iki_core, iki_core_cv = _core_stats(rhythm, iki_median)
     pauses = [g for g in gaps if g > p.pause_s]
     bursts: list[tuple[int, float]] = []
     run_start = 0
@@ -295,6 +306,8 @@ def compute_features(
         iki_cv=iki_cv,
         iki_n=float(len(rhythm)),
         iki_median_ms=iki_median * 1000.0,
+        iki_core_ms=iki_core * 1000.0,
+        iki_core_cv=iki_core_cv,
         iki_rcv=iki_rcv,
         burst_count=float(len(bursts)),
         burst_mean_keys=(sum(n for n, _ in bursts) / len(bursts)) if bursts else 0.0,

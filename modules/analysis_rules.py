@@ -41,7 +41,13 @@ TIE_ORDER: tuple[FocusState, ...] = (
 )
 
 SIGNED_RAMPS = frozenset(
-    {"dense_excess", "dense_onset_excess", "dense_hold_excess", "dense_settled_excess"}
+    {
+        "dense_excess",
+        "dense_onset_excess",
+        "dense_hold_excess",
+        "dense_settled_excess",
+        "dense_rhythm",
+    }
 )
 """Ramps over a signed quantity (the excess over the person's flow duty is negative when a
 span is lighter than their flow): their ends may be negative."""
@@ -119,6 +125,8 @@ class AnalysisConfig:
     """Population typical typing duty over minutes of flow (docs §3.1)."""
     baseline_duty_prior_windows: float = 6.0
     """Weight of that prior, in flow windows."""
+    baseline_rhythm_windows: float = 18.0
+    """Flow windows the person's flow rhythm needs before it is used (docs §3.1)."""
 
     typing_keys: Ramp = (6.0, 12.0)
     flow_kpm: Ramp = (130.0, 190.0)
@@ -137,6 +145,7 @@ class AnalysisConfig:
     dense_onset_excess: Ramp = (0.15, 0.3)
     dense_hold_excess: Ramp = (0.1, 0.22)
     dense_settled_excess: Ramp = (-0.05, 0.08)
+    dense_rhythm: Ramp = (0.02, 0.06)
     dense_hold_app_share: Ramp = (0.6, 0.8)
     dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
@@ -197,6 +206,7 @@ class AnalysisConfig:
             min_intervals=self.baseline_min_intervals,
             flow_duty_prior=self.baseline_flow_duty,
             duty_prior_windows=self.baseline_duty_prior_windows,
+            rhythm_min_windows=self.baseline_rhythm_windows,
         )
 
 
@@ -253,6 +263,10 @@ class Context:
     hyperfocus_s: float | None = None
     """Time in state of the reported HYPERFOCUS (None: not in HYPERFOCUS): staying needs less
     density than entering, and after ``hyperfocus_settled_s`` less still."""
+    flow_rhythm: tuple[float, float] | None = None
+    """This person's flow rhythm (core IKI ms, core CV), None while not yet learnt."""
+    in_session: bool = False
+    """FLOW inside a hyperfocus session (a lighter stretch it may resume from, docs §5)."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -300,6 +314,16 @@ def _dense(
         up(_excess(x, flow_duty), ramp or cfg.dense_excess),
         up(x.dominant_app_share, app or cfg.dense_app_share),
     )
+
+
+def _brisker(x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float] | None) -> float:
+    """Quicker and steadier than this person's flow: (1 - core IKI / theirs) + (1 - core CV /
+    theirs) on ``dense_rhythm``; 1 (no say) while their flow rhythm is not known."""
+    if rhythm is None or x.iki_n < cfg.min_iki_samples or x.iki_core_ms <= 0:
+        return 1.0
+    iki, cv = rhythm
+    gain = (1.0 - x.iki_core_ms / iki) + (1.0 - x.iki_core_cv / cv)
+    return up(gain, cfg.dense_rhythm)
 
 
 def _non_work(x: WindowFeatures) -> float:
@@ -365,10 +389,15 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
             else cfg.dense_hold_excess
         )
         dense_c = _dense(c, cfg, ctx.flow_duty, hold, cfg.dense_hold_app_share)
+        brisker = 1.0
     else:
-        dense_c = _dense(c, cfg, ctx.flow_duty)
+        # resuming a session after a lighter stretch is staying, not a new onset
+        brisker = 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm)
+        dense_c = min(_dense(c, cfg, ctx.flow_duty), brisker)
     onset = min(
-        _dense(m, cfg, ctx.flow_duty), up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess)
+        _dense(m, cfg, ctx.flow_duty),
+        up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),
+        brisker,
     )
     dense = max(dense_c, onset)
     hyperfocus = min(flow_core, dense)
@@ -510,6 +539,15 @@ class StateTracker:
             blip_s=cfg.blip_s,
             hyperfocus_blip_s=cfg.hyperfocus_blip_s,
             reset_gap_s=cfg.reset_gap_s,
+        )
+
+    def in_session(self, at: float) -> bool:
+        """FLOW inside a hyperfocus session: a lighter stretch HYPERFOCUS may still resume
+        (left at most ``hyperfocus_blip_s`` before ``at``, docs §5)."""
+        return (
+            self.state is FocusState.FLOW
+            and self.session is not None
+            and at - self.session[1] <= self.hyperfocus_blip_s
         )
 
     def need(self, current: FocusState, new: FocusState) -> float:

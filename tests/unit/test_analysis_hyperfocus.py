@@ -231,3 +231,96 @@ def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> 
     assert flow_windows * 10.0 < 60.0 + FLOW_LEARN_DELAY_S  # ... and ended before confirmation
     assert an.baseline.flow_windows == 0.0  # nothing learnt: the flow duty is the prior's
     assert an.baseline.flow_duty == pytest.approx(AnalysisConfig().baseline_flow_duty)
+
+
+def test_the_flow_rhythm_is_learnt_only_after_minutes_of_flow_and_round_trips() -> None:
+    """The flow rhythm has no population prior (a rhythm is personal): it says nothing until
+    ``rhythm_min_windows`` flow windows are learnt; stored as format 3, formats 1-2 still load."""
+    b = Baseline(rhythm_min_windows=18.0)
+    assert not b.observe_rhythm(float("nan"), 0.3) and not b.observe_rhythm(200.0, 0.0)
+    n = 0
+    while b.flow_rhythm is None:
+        assert b.observe_rhythm(200.0 if n % 2 else 210.0, 0.3)
+        n += 1
+    assert n in (18, 19)  # 18 windows' weight, a little decayed
+    assert b.flow_rhythm == pytest.approx((205.0, 0.3), abs=0.3)
+    c = Baseline(rhythm_min_windows=18.0)
+    assert c.restore(b.to_json()) and c.flow_rhythm == pytest.approx(b.flow_rhythm)
+    old = {
+        k: v
+        for k, v in b.to_json().items()
+        if k not in ("rhythm_windows", "rhythm_iki_sum", "rhythm_cv_sum")
+    }
+    old["format"] = 2
+    d = Baseline()
+    assert d.restore(old) and d.flow_rhythm is None and d.flow_duty == pytest.approx(b.flow_duty)
+    assert not Baseline().restore(b.to_json() | {"rhythm_cv_sum": -1.0})
+
+
+def test_a_dense_stretch_at_the_persons_flow_rhythm_is_flow_a_quicker_steadier_one_hyperfocus() -> (
+    None
+):
+    """SPEC §4: hyperfocus is flow that is denser *and steadier*.  Once the person's flow rhythm
+    is known, a stretch as dense as a hyperfocus but at their flow's rhythm (a brisker stretch of
+    the same flow) does not enter HYPERFOCUS; the same density typed quicker and steadier does.
+    Without a learnt rhythm density alone decides, and resuming a session from a lighter
+    stretch (``in_session``) or staying in one is never held back by it."""
+    from modules.analysis_features import WindowFeatures
+    from modules.analysis_rules import AnalysisConfig, Context, classify
+
+    cfg = AnalysisConfig()
+    rhythm = (200.0, 0.32)
+    dense = WindowFeatures(
+        duration_s=240,
+        key_count=1100,
+        iki_n=1050,
+        keys_per_min=275,
+        iki_median_ms=195,
+        iki_rcv=0.35,
+        iki_core_ms=200.0,
+        iki_core_cv=0.32,
+        burst_mean_keys=60,
+        typing_duty=0.85,
+        dominant_app_share=1.0,
+        work_share=1.0,
+        quiet_tail_s=0.5,
+    )
+    quicker = dataclasses.replace(dense, iki_core_ms=188.0, iki_core_cv=0.305)  # -6 %, -5 %
+
+    def state(long: WindowFeatures, **kw: object) -> S:
+        minute = dataclasses.replace(long, duration_s=60, key_count=275, iki_n=260)
+        ctx = Context(minute, long, 0.5, 1.3, 0.65, **kw)  # type: ignore[arg-type]
+        return classify(minute, cfg, ctx).state
+
+    assert state(dense, flow_rhythm=rhythm) is S.FLOW
+    assert state(quicker, flow_rhythm=rhythm) is S.HYPERFOCUS
+    assert state(dense) is S.HYPERFOCUS  # no rhythm learnt yet: density decides
+    assert state(dense, flow_rhythm=rhythm, in_session=True) is S.HYPERFOCUS
+    assert state(dense, flow_rhythm=rhythm, hyperfocus_s=60.0) is S.HYPERFOCUS
+
+
+def test_nothing_is_learnt_as_flow_in_a_lighter_stretch_of_a_hyperfocus_session() -> None:
+    """FLOW within ``hyperfocus_blip_s`` of leaving HYPERFOCUS is a lighter stretch of the session
+    (docs §5), not the person's flow: learning it raised a 210 ms typist's flow duty from 0.70 to
+    0.76 and taught the session's rhythm as theirs, and the session never came back."""
+    sc = generate(
+        "stretch",
+        (
+            Segment(S.FLOW, 8, WORDS_FLOW),
+            Segment(S.HYPERFOCUS, 14, WORDS_HYPERFOCUS),
+            Segment(S.FLOW, 6, WORDS_FLOW),
+        ),
+        seed=3,
+        start=DEFAULT_START + 4.0,
+    )
+    an = WindowAnalyzer()
+    checked = 0
+    for b in windows(sc.raw_events(), sc.start, sc.end):
+        before = (an.baseline.flow_windows, an.baseline.rhythm_windows, len(an._pending_flow))
+        r = an.analyze(b.window_start, b.window_end, b.events)
+        if r.step.state is S.FLOW and an.tracker.in_session(b.window_end):
+            checked += 1
+            after = (an.baseline.flow_windows, an.baseline.rhythm_windows, len(an._pending_flow))
+            assert after == before == (before[0], before[1], 0)
+    assert checked >= 12, "the scenario has a lighter stretch right after the session"
+    assert an.baseline.flow_windows > 0  # the flow before the session was learnt

@@ -186,6 +186,10 @@ def test_thresholds_come_from_config() -> None:
 
 def test_an_excess_ramp_may_start_below_the_persons_flow_duty() -> None:
     assert AnalysisConfig(dense_settled_excess=(-0.1, 0.05)).dense_settled_excess == (-0.1, 0.05)
+    # the rhythm gain (quicker + steadier than the person's flow) is signed as well
+    assert AnalysisConfig(dense_rhythm=(-0.02, 0.04)).dense_rhythm == (-0.02, 0.04)
+    with pytest.raises(ValueError, match="baseline_rhythm_windows must be a positive number"):
+        AnalysisConfig(baseline_rhythm_windows=0)
 
 
 @pytest.mark.parametrize(
