@@ -60,6 +60,10 @@ MAX_HOSTS = 16
 """Hosts tracked at once; the one silent longest is forgotten first."""
 FLOW_LEARN_DELAY_S = 180.0
 """A FLOW window's density is learnt only this long later, if no hyperfocus came since."""
+RHYTHM_LEARN_DELAY_S = 450.0
+"""A FLOW window's rhythm is learnt only this long later (and not if HYPERFOCUS came within
+``FLOW_LEARN_DELAY_S`` of it): the first minutes of a session misread as FLOW must not become
+the rhythm the session is compared with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +130,8 @@ class WindowAnalyzer:
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
         self._window_end = 0.0
-        self._pending_flow: deque[tuple[float, float, float, float]] = deque()
+        self._pending_flow: deque[tuple[float, float]] = deque()
+        self._pending_rhythm: deque[tuple[float, float, float]] = deque()
 
     def analyze(
         self, window_start: float, window_end: float, events: tuple[RawEvent, ...]
@@ -179,19 +184,20 @@ class WindowAnalyzer:
         if not step.accepted:
             return
         if FocusState.HYPERFOCUS in (step.state, full.state):
-            if step.state is FocusState.HYPERFOCUS and self._pending_flow:
+            if step.state is FocusState.HYPERFOCUS:
                 # the session's run-up (denser than the flow learnt) is dropped; the lighter
-                # observations the rules already judged with are the person's flow: kept
-                learnt = self.baseline.flow_duty
-                for obs in self._pending_flow:
-                    if obs[1] <= learnt:
-                        self._commit_flow(obs)
+                # observations the rules already judged with are the person's flow: kept.  The
+                # rhythm of the run-up is not told apart by density: its last minutes go
+                for d in self._lighter_pending():
+                    self.baseline.observe_flow(d)
                 self._pending_flow.clear()
+                self._drop_recent_rhythm()
             return
-        if step.state is not FocusState.FLOW and self._pending_flow:
+        if step.state is not FocusState.FLOW:
             # a FLOW run that ended in ordinary work before its observations were confirmed was
             # most likely a fluent stretch of that work: not the person's flow (docs §3.1)
             self._pending_flow.clear()
+            self._drop_recent_rhythm()
         self.baseline.observe(window.iki_median_ms, window.iki_n, window.keys_per_min)
         # flow density (docs §3.1): the typing duty of the longest span that is all history
         # (the last few minutes once there are that many, the last minute before), from FLOW
@@ -211,19 +217,28 @@ class WindowAnalyzer:
             and excess <= self.config.dense_excess[1]
             and min(history, step.time_in_state_s) >= span.duration_s
         ):
-            self._pending_flow.append(
-                (self._window_end, span.typing_duty, span.iki_core_ms, span.iki_core_cv)
-            )
+            self._pending_flow.append((self._window_end, span.typing_duty))
+            # the rhythm (§3 dense) only from flow no denser than where density starts to
+            # count, and confirmed later still: a session misread as FLOW is that dense soon
+            # enough, and its rhythm learnt as flow would hide it
+            if excess <= self.config.dense_excess[0]:
+                self._pending_rhythm.append((self._window_end, span.iki_core_ms, span.iki_core_cv))
         while self._pending_flow and (
             self._window_end - self._pending_flow[0][0] >= FLOW_LEARN_DELAY_S
         ):
-            self._commit_flow(self._pending_flow.popleft())
+            self.baseline.observe_flow(self._pending_flow.popleft()[1])
+        while self._pending_rhythm and (
+            self._window_end - self._pending_rhythm[0][0] >= RHYTHM_LEARN_DELAY_S
+        ):
+            _, core_ms, core_cv = self._pending_rhythm.popleft()
+            self.baseline.observe_rhythm(core_ms, core_cv)
 
-    def _commit_flow(self, obs: tuple[float, float, float, float]) -> None:
-        """Learn one confirmed flow observation: its duty and its rhythm."""
-        _, duty, core_ms, core_cv = obs
-        self.baseline.observe_flow(duty)
-        self.baseline.observe_rhythm(core_ms, core_cv)
+    def _drop_recent_rhythm(self) -> None:
+        """Forget the pending rhythm observations of the last ``FLOW_LEARN_DELAY_S``."""
+        while self._pending_rhythm and (
+            self._window_end - self._pending_rhythm[-1][0] < FLOW_LEARN_DELAY_S
+        ):
+            self._pending_rhythm.pop()
 
     def _flow_duty(self) -> float:
         """The flow duty the rules judge with: the learnt one, with the pending observations
@@ -242,7 +257,7 @@ class WindowAnalyzer:
     def _lighter_pending(self) -> list[float]:
         """The pending flow observations no denser than the flow duty learnt so far."""
         learnt = self.baseline.flow_duty
-        return [d for _, d, _, _ in self._pending_flow if d <= learnt]
+        return [d for _, d in self._pending_flow if d <= learnt]
 
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0
