@@ -297,6 +297,9 @@ def test_a_dense_stretch_at_the_persons_flow_rhythm_is_flow_a_quicker_steadier_o
     assert state(dense) is S.HYPERFOCUS  # no rhythm learnt yet: density decides
     assert state(dense, flow_rhythm=rhythm, in_session=True) is S.HYPERFOCUS
     assert state(dense, flow_rhythm=rhythm, hyperfocus_s=60.0) is S.HYPERFOCUS
+    # documented switch: a ramp far below any gain turns the rhythm condition off
+    cfg = AnalysisConfig(dense_rhythm=(-10.0, -10.0))
+    assert state(dense, flow_rhythm=rhythm) is S.HYPERFOCUS
 
 
 def test_nothing_is_learnt_as_flow_in_a_lighter_stretch_of_a_hyperfocus_session() -> None:
