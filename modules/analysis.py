@@ -213,7 +213,8 @@ class WindowAnalyzer:
         if (
             step.state is FocusState.FLOW
             and full.state is FocusState.FLOW
-            and not self.tracker.in_session(self._window_end)
+            # in a lighter stretch of a session only what is no denser than their flow
+            and (excess <= 0.0 or not self.tracker.in_session(self._window_end))
             and excess <= self.config.dense_excess[1]
             and min(history, step.time_in_state_s) >= span.duration_s
         ):

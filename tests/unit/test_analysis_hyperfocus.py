@@ -302,10 +302,11 @@ def test_a_dense_stretch_at_the_persons_flow_rhythm_is_flow_a_quicker_steadier_o
     assert state(dense, flow_rhythm=rhythm) is S.HYPERFOCUS
 
 
-def test_nothing_is_learnt_as_flow_in_a_lighter_stretch_of_a_hyperfocus_session() -> None:
+def test_a_lighter_stretch_of_a_hyperfocus_session_teaches_no_denser_flow() -> None:
     """FLOW within ``hyperfocus_blip_s`` of leaving HYPERFOCUS is a lighter stretch of the session
-    (docs §5), not the person's flow: learning it raised a 210 ms typist's flow duty from 0.70 to
-    0.76 and taught the session's rhythm as theirs, and the session never came back."""
+    (docs §5): only what is no denser than the person's flow is learnt from it.  Learning all of
+    it raised a 210 ms typist's flow duty from 0.70 to 0.76 and taught the session's rhythm as
+    theirs, and the session never came back."""
     sc = generate(
         "stretch",
         (
@@ -317,17 +318,16 @@ def test_nothing_is_learnt_as_flow_in_a_lighter_stretch_of_a_hyperfocus_session(
         start=DEFAULT_START + 4.0,
     )
     an = WindowAnalyzer()
-    checked = 0
+    in_stretch = taken = 0
     for b in windows(sc.raw_events(), sc.start, sc.end):
-        flow_windows = an.baseline.flow_windows
+        flow_duty = an._flow_duty()
         r = an.analyze(b.window_start, b.window_end, b.events)
         if r.step.state is S.FLOW and an.tracker.in_session(b.window_end):
-            checked += 1
-            # no observation from this window, and no flow duty learnt in the stretch (the
-            # rhythm seen before the session may still be confirmed: it is older)
-            assert not an._pending_flow and an.baseline.flow_windows == flow_windows
-            assert all(t < b.window_end for t, _, _ in an._pending_rhythm)
-    assert checked >= 12, "the scenario has a lighter stretch right after the session"
+            in_stretch += 1
+            new = [d for t, d in an._pending_flow if t == b.window_end]
+            taken += len(new)
+            assert all(d <= flow_duty + 1e-9 for d in new), (new, flow_duty)
+    assert in_stretch >= 12, "the scenario has a lighter stretch right after the session"
     assert an.baseline.flow_windows > 0  # the flow before the session was learnt
 
 
