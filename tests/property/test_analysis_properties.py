@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from bus.messages import FocusState, RawEvent
 from modules.analysis import WindowAnalyzer
-from modules.analysis_features import WindowFeatures, compute_features
-from modules.analysis_rules import AnalysisConfig, Classification, StateTracker, classify
+from modules.analysis.features import WindowFeatures, compute_features
+from modules.analysis.rules import AnalysisConfig, Classification, StateTracker, classify
 
 T0 = 1_764_230_400.0
 CFG = AnalysisConfig()

@@ -14,8 +14,9 @@ import pytest
 
 from bus.messages import FocusState, RawEvent
 from hw_sim.scenarios import DESIGNING, READING, Perturb, Segment, generate, windows
-from modules.analysis import BASELINE_KEY, AnalysisEngine, WindowAnalyzer
-from modules.analysis_baseline import Baseline
+from modules.analysis import AnalysisEngine, WindowAnalyzer
+from modules.analysis.baseline import Baseline
+from modules.analysis.engine import BASELINE_KEY
 from modules.storage import Storage, StorageConfig
 
 S = FocusState

@@ -9,7 +9,8 @@ from typing import Any
 from bus import Bus, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import AnalysisComplete, EventBatch, FocusState, StateChange
 from hw_sim.scenarios import Segment, generate, windows
-from modules.analysis import MAX_HOSTS, AnalysisConfig, AnalysisEngine
+from modules.analysis import AnalysisConfig, AnalysisEngine
+from modules.analysis.engine import MAX_HOSTS
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 START = 1_764_230_400.0

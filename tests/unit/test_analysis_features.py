@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bus.messages import RawEvent
-from modules.analysis_features import FeatureError, FeatureParams, compute_features
+from modules.analysis.features import FeatureError, FeatureParams, compute_features
 
 T0 = 1_764_230_400.0
 

@@ -24,7 +24,7 @@ from hw_sim.scenarios import (
     windows,
 )
 from modules.analysis import WindowAnalyzer
-from modules.analysis_baseline import Baseline
+from modules.analysis.baseline import Baseline
 
 S = FocusState
 
@@ -136,8 +136,8 @@ def test_a_trip_to_the_terminal_does_not_end_a_hyperfocus_session() -> None:
     """Entering hyperfocus wants the last minutes in one app (dense_app_share); staying in it
     tolerates a trip away (dense_hold_app_share): a 100-minute session broke into FLOW for 80 s
     on such a trip and its 90-minute clock restarted."""
-    from modules.analysis_features import WindowFeatures
-    from modules.analysis_rules import AnalysisConfig, Context, classify
+    from modules.analysis.features import WindowFeatures
+    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     dense = WindowFeatures(
         duration_s=240,
@@ -165,8 +165,8 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     the person's flow does not end the session (an independent 210 ms typist's 100-minute session
     dipped to 0.72-0.74 duty against a flow duty of 0.7 and was FLOW a third of the time); in the
     first minutes of HYPERFOCUS, and outside it, the same stretch is FLOW."""
-    from modules.analysis_features import WindowFeatures
-    from modules.analysis_rules import AnalysisConfig, Context, classify
+    from modules.analysis.features import WindowFeatures
+    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     cfg = AnalysisConfig()
     flow_duty = 0.7
@@ -206,8 +206,8 @@ def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> 
     NEUTRAL before its flow observations are confirmed (``FLOW_LEARN_DELAY_S``), they are dropped:
     on the independent family such stretches taught a 170 ms typist a flow duty of 0.62 instead of
     0.66, and their real flow then read as HYPERFOCUS."""
-    from modules.analysis import FLOW_LEARN_DELAY_S
-    from modules.analysis_rules import AnalysisConfig
+    from modules.analysis.engine import FLOW_LEARN_DELAY_S
+    from modules.analysis.rules import AnalysisConfig
 
     sc = generate(
         "blip",
@@ -265,8 +265,8 @@ def test_a_dense_stretch_at_the_persons_flow_rhythm_is_flow_a_quicker_steadier_o
     the same flow) does not enter HYPERFOCUS; the same density typed quicker and steadier does.
     Without a learnt rhythm density alone decides, and resuming a session from a lighter
     stretch (``in_session``) or staying in one is never held back by it."""
-    from modules.analysis_features import WindowFeatures
-    from modules.analysis_rules import AnalysisConfig, Context, classify
+    from modules.analysis.features import WindowFeatures
+    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     cfg = AnalysisConfig()
     rhythm = (200.0, 0.32)
@@ -335,7 +335,7 @@ def test_the_flow_rhythm_is_confirmed_minutes_after_it_was_typed() -> None:
     """A FLOW window's rhythm is learnt only ``RHYTHM_LEARN_DELAY_S`` later (a session misread as
     FLOW for its first minutes must not become the rhythm it is compared with); after a quarter
     of an hour of flow it is known and is this typist's own."""
-    from modules.analysis import RHYTHM_LEARN_DELAY_S
+    from modules.analysis.engine import RHYTHM_LEARN_DELAY_S
 
     sc = generate(
         "rhythm",

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from bus.messages import FocusState
-from modules.analysis_features import WindowFeatures
-from modules.analysis_rules import (
+from modules.analysis.features import WindowFeatures
+from modules.analysis.rules import (
     AnalysisConfig,
     Classification,
     Context,

@@ -1,24 +1,5 @@
-"""AnalysisEngine: features per window and the focus-state classifier (docs/ANALYSIS.md).
-
-Theory of operation
--------------------
-Storage publishes an :class:`EventBatch` (30 s of events, one every 10 s).  For each batch the
-pure :class:`WindowAnalyzer` adds the events to the host's recent history, computes the features
-of the window, of the last minute and of the last few minutes (``modules.analysis_features``),
-the silence since the last deliberate input and the person's typing scale
-(``modules.analysis_baseline``), classifies the window with that context
-(``modules.analysis_rules.classify``) and feeds it to the evidence/time-in-state tracker.  The
-engine publishes one :class:`AnalysisComplete` per window and a :class:`StateChange` (priority
-High) when the tracker changes state.  All durations are event time (``window_end``); nothing
-here reads a clock.
-
-Windows are analysed per host (``EventBatch.host_id``): each host has its own analyzer, tracker,
-history and baseline (at most ``MAX_HOSTS``), and its AnalysisComplete/StateChange carry its
-``host_id``.  The baselines are read from and saved to the engine's store (Storage's state,
-``analysis.baseline``) at start, every ``BASELINE_SAVE_EVERY`` windows and at stop.  A window
-with non-finite bounds is refused and the module reports Degraded until a good window arrives.
-:meth:`AnalysisEngine.process` is the same path without the bus (``skelly replay``).
-"""
+"""The bus module and the per-host analyzer: features -> rules -> tracker, and the baselines
+kept in Storage's state (the package docstring, ``modules.analysis``, has the whole story)."""
 
 from __future__ import annotations
 
@@ -31,9 +12,9 @@ from typing import Any, Protocol
 
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import AnalysisComplete, EventBatch, FocusState, RawEvent, StateChange
-from modules.analysis_baseline import Baseline
-from modules.analysis_features import FeatureError, WindowFeatures, compute_features
-from modules.analysis_rules import (
+from modules.analysis.baseline import Baseline
+from modules.analysis.features import FeatureError, WindowFeatures, compute_features
+from modules.analysis.rules import (
     HEADROOM,
     AnalysisConfig,
     Classification,
@@ -43,14 +24,6 @@ from modules.analysis_rules import (
     classify,
 )
 from modules.base import Module
-
-__all__ = [
-    "AnalysisConfig",
-    "AnalysisEngine",
-    "Baseline",
-    "WindowAnalyzer",
-    "WindowResult",
-]
 
 log = logging.getLogger("skelly.analysis")
 

@@ -10,7 +10,7 @@ a pure function of the features and the config.
 
 :func:`classify` judges a window with its :class:`Context`: the last minute and the last few
 minutes of the same host, the silence since the last deliberate input and the person's typing
-baseline (``modules.analysis_baseline``), so speed is judged relative to the person.
+baseline (``modules.analysis.baseline``), so speed is judged relative to the person.
 
 :class:`StateTracker` is the state machine on top: windows that show another state add their
 margin to its *evidence*, which decays when they stop; a change needs enough evidence from at
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bus.messages import FocusState
-from modules.analysis_baseline import REFERENCE_IKI_MS, Baseline
-from modules.analysis_features import FeatureParams, WindowFeatures
+from modules.analysis.baseline import REFERENCE_IKI_MS, Baseline
+from modules.analysis.features import FeatureParams, WindowFeatures
 
 Ramp = tuple[float, float]
 
