@@ -24,6 +24,8 @@ MAX_SPEED = 1e6
 MAX_CLICKS = 1e6
 MIN_WINDOW_S = 1.0
 """Shorter (or inverted) windows are treated as 1 s long so rates stay finite."""
+UNSETTLED_MIN_SWITCHES = 2.0
+"""Weighted switches after leaving a settled app needed before their own rate counts."""
 
 
 class FeatureError(ValueError):
@@ -39,6 +41,8 @@ class FeatureParams:
     burst_min_keys: int = 5
     rapid_dwell_s: float = 10.0
     return_s: float = 60.0
+    settled_s: float = 120.0
+    settled_span_s: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class WindowFeatures:
     new_switches: float = 0.0
     new_switches_per_min: float = 0.0
     weighted_switches_per_min: float = 0.0
+    unsettled_switches_per_min: float = 0.0
     dwell_mean_s: float = 0.0
     visit_mean_s: float = 0.0
     visit_min_s: float = 0.0
@@ -256,6 +261,8 @@ def compute_features(
     new_switches = 0
     rapid = 0
     visits: list[float] = []
+    settled_left: float | None = None  # when the span's first switch left a settled app
+    after_settled = 0.0  # weighted switches after that one
     for ev in focus:
         ev_app = _str(ev.get("app_id"))
         if ev_app is None or ev_app == app:
@@ -266,10 +273,15 @@ def compute_features(
         if app is not None:
             switches += 1
             # a switch to an app not in front during the last return_s: not a trip and back
-            if ev.ts - left.get(ev_app, -math.inf) > p.return_s:
+            new = ev.ts - left.get(ev_app, -math.inf) > p.return_s
+            if new:
                 new_switches += 1
             left[app] = ev.ts
             visit = ev.ts - (since if since is not None else start)
+            if switches == 1 and visit >= p.settled_s:
+                settled_left = ev.ts
+            elif settled_left is not None:
+                after_settled += 1.0 if new else 0.5
             visits.append(visit)
             if visit < p.rapid_dwell_s:
                 rapid += 1
@@ -288,6 +300,12 @@ def compute_features(
         return min(sum(t for c, t in cat_time.items() if c in group) / span_total, 1.0)
 
     dominant = max(app_time.values()) / span_total if span_total > 0.0 else 1.0
+    weighted = new_switches + 0.5 * (switches - new_switches)
+    # the rate since a settled app was left: a change of activity a minute or two ago shows at
+    # its own rate, not diluted by the settled minutes before it
+    unsettled = 0.0
+    if settled_left is not None and after_settled >= UNSETTLED_MIN_SWITCHES:
+        unsettled = after_settled * 60.0 / max(end - settled_left, p.settled_span_s)
 
     # --- idle / presence ---------------------------------------------------------------------
     idle_s = 0.0
@@ -328,7 +346,8 @@ def compute_features(
         switches_per_min=switches * per_min,
         new_switches=float(new_switches),
         new_switches_per_min=new_switches * per_min,
-        weighted_switches_per_min=(new_switches + 0.5 * (switches - new_switches)) * per_min,
+        weighted_switches_per_min=weighted * per_min,
+        unsettled_switches_per_min=max(weighted * per_min, unsettled),
         dwell_mean_s=duration / (switches + 1),
         visit_mean_s=math.fsum(visits) / len(visits) if visits else duration,
         visit_min_s=min(visits) if visits else duration,

@@ -74,6 +74,11 @@ class AnalysisConfig:
     """A switch away from an app visited for less than this is a rapid switch."""
     return_s: float = 60.0
     """A switch back to an app left less than this ago is a return, not a *new* switch."""
+    settled_s: float = 120.0
+    """An app in front at least this long is settled in: the switch rate after leaving it is
+    measured on its own (``unsettled_switches_per_min``)."""
+    settled_span_s: float = 90.0
+    """The least time that rate is measured over."""
     min_iki_samples: int = 8
     """Typing intervals needed before the rhythm (IKI mean/CV) is trusted."""
     focus_s: float = 60.0
@@ -194,6 +199,8 @@ class AnalysisConfig:
             burst_min_keys=self.burst_min_keys,
             rapid_dwell_s=self.rapid_dwell_s,
             return_s=self.return_s,
+            settled_s=self.settled_s,
+            settled_span_s=self.settled_span_s,
         )
 
     def baseline(self) -> Baseline:
@@ -414,7 +421,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     # TRANSITIONING: a switch every minute or so over the last minutes, no app settled in,
     # not hopping, not focused typing
     transitioning = min(
-        up(c.weighted_switches_per_min, cfg.transition_spm),
+        up(c.unsettled_switches_per_min, cfg.transition_spm),
         up(m.switches_per_min, cfg.transition_recent_spm),
         1.0 - switching,
         1.0 - flow_core,

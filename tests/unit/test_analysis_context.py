@@ -211,3 +211,60 @@ def test_a_broken_stored_baseline_starts_from_the_prior() -> None:
     engine = AnalysisEngine(store=store)
     asyncio.run(engine.load_baselines())
     assert engine.baselines == {}
+
+
+def focus_ev(ts: float, app: str, category: str = "code") -> RawEvent:
+    return RawEvent("h", "s", 0, "focus", ts, (("category", category), ("app_id", app)))
+
+
+def mouse_run(start: float, seconds: float) -> list[RawEvent]:
+    return [
+        RawEvent(
+            "h", "s", 0, "mouse", start + i, (("speed", 300.0), ("clicks", 0), ("span_ms", 1000))
+        )
+        for i in range(int(seconds))
+    ]
+
+
+def after_flow(dwells: list[float], apps: list[tuple[str, str]]) -> tuple[list[Any], float]:
+    """Ten minutes of flow in an editor, then a visit of each ``dwells`` length to ``apps`` in
+    turn (a few short bursts of typing and some pointer work in each); returns the window
+    results and when the flow ended."""
+    rng = random.Random(5)
+    flow_end = T0 + 600
+    events = [focus_ev(T0 + 0.2, "editor"), *keys(typing(T0 + 1, flow_end, 0.15, rng))]
+    t = flow_end
+    for i, dwell in enumerate(dwells):
+        app, category = apps[i % len(apps)]
+        events.append(focus_ev(t, app, category))
+        u = t + 2
+        while u < t + dwell - 8:
+            events += keys([u + 0.18 * k for k in range(10)], seq0=len(events) + 1)
+            events += mouse_run(u + 3, 4)
+            u += 9
+        t += dwell
+    results = run_windows(events, T0, t, WindowAnalyzer())
+    return results, flow_end
+
+
+def test_switching_every_minute_after_flow_is_transitioning_before_the_four_minute_rate_fills() -> (
+    None
+):
+    """A change of work after a settled stretch: the switch rate *since leaving* the editor
+    (docs §2, ``unsettled_switches_per_min``), not the four-minute rate still holding the
+    flow, so TRANSITIONING comes about two minutes in, not three or more."""
+    apps = [("docs", "docs"), ("term", "terminal"), ("browser", "browser"), ("sheet", "office")]
+    results, flow_end = after_flow([45.0, 50.0, 40.0, 55.0, 45.0, 50.0, 40.0, 55.0], apps)
+    states = [(r.window_end - flow_end, r.step.state) for r in results]
+    first = next(at for at, s in states if at > 0 and s is S.TRANSITIONING)
+    assert first <= 130, states
+    assert all(s is S.FLOW for at, s in states if 120 <= at + 600 <= 600), states
+
+
+def test_ordinary_work_after_flow_is_not_read_as_transitioning() -> None:
+    """After flow, an e-mail visit of a couple of minutes and back to a document: one switch
+    in a while, no rate of its own (it needs two switches after leaving the settled app)."""
+    apps = [("mail", "communication"), ("docs", "docs")]
+    results, flow_end = after_flow([70.0, 200.0], apps)
+    after = [r.step.state for r in results if r.window_end > flow_end]
+    assert S.TRANSITIONING not in after, after

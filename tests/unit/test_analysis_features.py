@@ -148,6 +148,39 @@ def test_switches_dwell_rapid_ratio_and_dominant_share_with_context() -> None:
     assert f.distinct_categories == 3
 
 
+def test_the_switch_rate_since_a_settled_app_was_left() -> None:
+    """docs/ANALYSIS.md §2: after 150 s in the editor (settled_s 120), the switches after
+    leaving it count at their own rate, over at least settled_span_s (90 s)."""
+    context = [focus(T0 - 150, "editor")]
+    evs = [
+        focus(T0 + 0, "docs", "docs"),  # leaves the settled editor: not counted
+        focus(T0 + 30, "term", "terminal"),  # new: 1
+        focus(T0 + 50, "docs", "docs"),  # back within return_s: ½
+        focus(T0 + 70, "browser", "browser"),  # new: 1
+        focus(T0 + 120, "sheet", "office"),  # new: 1
+    ]
+    f = compute_features(evs, T0 - 90, T0 + 150, context=context)
+    assert f.weighted_switches_per_min == pytest.approx(4.5 * 60 / 240)
+    assert f.unsettled_switches_per_min == pytest.approx(3.5 * 60 / 150)
+    # 100 s after leaving, the rate is over those 100 s; less than 90 s counts as 90 s
+    later = compute_features(evs[:4], T0 - 140, T0 + 100, context=context)
+    assert later.unsettled_switches_per_min == pytest.approx(2.5 * 60 / 100)
+    sooner = compute_features(evs[:4], T0 - 140, T0 + 80, context=context)
+    assert sooner.unsettled_switches_per_min == pytest.approx(2.5 * 60 / 90)
+    # fewer than two (a new switch and a return: 1.5) is not a rate of its own yet
+    few = compute_features(evs[:3], T0 - 140, T0 + 60, context=context)
+    assert few.unsettled_switches_per_min == few.weighted_switches_per_min
+    assert few.weighted_switches_per_min == pytest.approx(2.5 * 60 / 200)
+    # not settled (the editor only 100 s in front): the span's rate
+    unsettled_editor = [focus(T0 - 100, "editor")]
+    short = compute_features(evs, T0 - 90, T0 + 150, context=unsettled_editor)
+    assert short.unsettled_switches_per_min == short.weighted_switches_per_min
+    # the threshold is a parameter
+    loose = FeatureParams(settled_s=90.0)
+    looser = compute_features(evs, T0 - 90, T0 + 150, loose, context=unsettled_editor)
+    assert looser.unsettled_switches_per_min == pytest.approx(3.5 * 60 / 150)
+
+
 def test_first_focus_without_context_is_not_a_switch() -> None:
     f = compute_features([focus(T0 + 5, "editor")], T0, T0 + 30)
     assert f.switches == 0

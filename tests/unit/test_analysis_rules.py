@@ -76,6 +76,7 @@ TRANSITIONING = dataclasses.replace(
     switches_per_min=2.0,
     new_switches_per_min=1.0,
     weighted_switches_per_min=1.0,
+    unsettled_switches_per_min=1.0,
     dominant_app_share=0.6,
     visit_min_s=20.0,
 )
