@@ -72,6 +72,7 @@ class WindowFeatures:
     clicks: float = 0.0
     clicks_per_min: float = 0.0
     scroll_ticks: float = 0.0
+    scroll_ticks_per_min: float = 0.0
     scroll_active_frac: float = 0.0
     pointer_frac: float = 0.0
     switches: float = 0.0
@@ -340,6 +341,7 @@ def compute_features(
         clicks=clicks,
         clicks_per_min=clicks * per_min,
         scroll_ticks=ticks,
+        scroll_ticks_per_min=ticks * per_min,
         scroll_active_frac=scroll_s / duration,
         pointer_frac=min((active_s + scroll_s) / duration, 1.0),
         switches=float(switches),

@@ -350,7 +350,7 @@ def _distracted(x: WindowFeatures, cfg: AnalysisConfig) -> float:
 
 def _engaged(x: WindowFeatures, cfg: AnalysisConfig) -> float:
     return max(
-        up(x.keys_per_min, cfg.engaged_kpm),
+        up(x.keys_per_min + x.scroll_ticks_per_min, cfg.engaged_kpm),
         up(x.pointer_frac, cfg.engaged_pointer),
         up(x.switches_per_min, cfg.engaged_spm),
     )

@@ -268,3 +268,23 @@ def test_ordinary_work_after_flow_is_not_read_as_transitioning() -> None:
     results, flow_end = after_flow([70.0, 200.0], apps)
     after = [r.step.state for r in results if r.window_end > flow_end]
     assert S.TRANSITIONING not in after, after
+
+
+def test_a_reader_whose_host_reports_short_scroll_spans_is_engaged_after_a_pause() -> None:
+    """A wheel notch is input like a key press whatever ``span_ms`` the host reports: with
+    100 ms spans, scrolling every 6-10 s is only 1-2 % of the time "on the wheel"; judged on
+    that share the reader was engaged in nothing and, once a pause had made them IDLE,
+    stayed IDLE while reading on."""
+    rng = random.Random(8)
+    evs = [focus_ev(T0 + 0.5, "reader", "docs")]
+    t = T0 + 2
+    while t < T0 + 900:
+        evs.append(
+            RawEvent(
+                "h", "s", len(evs), "scroll", t, (("ticks", rng.randint(1, 3)), ("span_ms", 100))
+            )
+        )
+        t += rng.uniform(6.0, 10.0) + (45.0 if T0 + 300 <= t < T0 + 310 else 0.0)
+    results = run_windows(evs, T0, T0 + 900, WindowAnalyzer())
+    later = [r.step.state for r in results if r.window_end >= T0 + 480]
+    assert S.IDLE not in later and set(later) <= {S.NEUTRAL, S.FLOW}, later
