@@ -97,6 +97,10 @@ class Rig:
 @asynccontextmanager
 async def pipeline(tmp_path: Path, pins: MockFactory, **sections: Any) -> AsyncIterator[Rig]:
     clock = SimClock(SPEED)
+    # the compressed clock starts at the real time of day (and runs 2 h per real minute): without
+    # this, quiet hours (22:00-08:00 by default) dim the glow to quiet_dim whenever the suite
+    # happens to run in the evening, and the levels the tests expect depend on the time of day
+    sections.setdefault("gamification", GamificationConfig(quiet_start="12:00", quiet_end="12:00"))
     async with SimulatedMcu(tmp_path / "mcu") as mcu:
         base = dataclasses.replace(Config(), **sections)
         cfg = dataclasses.replace(
