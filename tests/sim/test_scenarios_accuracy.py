@@ -30,6 +30,12 @@ from hw_sim.scenarios import (
 )
 from modules.analysis import WindowResult
 
+# the module's `runs` fixture (every script replayed through the analyzer, pure CPU) counts
+# against its first test's timeout: 45-50 s on a core of its own, past the suite's 120 s on a
+# busy 2-core machine where the suite's two workers share the cores with other work (seen at
+# load 8); the limit is for a hang, so more room than the default
+pytestmark = pytest.mark.timeout(600)
+
 S = FocusState
 Run = tuple[Scenario, list[WindowResult]]
 ORIGINAL = ("flow", "hyperfocus", "distraction", "idle", "workday")
