@@ -26,7 +26,8 @@
 #     .git, venvs and caches) and, inside a private mount namespace (nothing stays mounted
 #     afterwards), runs the README's own test command in the chroot: a fresh venv, the project
 #     installed with its test extra as a Pi owner would (pip resolves every aarch64 wheel), pytest
-#     with the selection appended to its command line;
+#     with the selection appended to its command line (on two xdist workers, as natively:
+#     pyproject.toml's addopts);
 #  5. exports SKELLY_TEST_SLOWNESS=20 (tests/slowness.py): emulation is 5-20x slower, and the
 #     few tests that bound real time on purpose get that documented allowance, never a skip; and
 #     SKELLY_HYPOTHESIS_PROFILE=emulated (tests/conftest.py): each property test runs a fifth of
