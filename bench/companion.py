@@ -79,7 +79,7 @@ def p99(values: list[float]) -> float:
 
 def load_child(port: int, rate: float, seconds: float) -> None:
     """``--load-child``: stream ``rate`` events/s to 127.0.0.1:port; print what was acked."""
-    from modules.ingest_client import IngestClient
+    from modules.ingest.client import IngestClient
 
     async def main() -> dict[str, Any]:
         client = IngestClient(

@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hw_sim.mcu import SimulatedMcu  # noqa: E402
-from modules.ingest_client import IngestClient  # noqa: E402
-from modules.ingest_token import new_token, write_token  # noqa: E402
+from modules.ingest.client import IngestClient  # noqa: E402
+from modules.ingest.token import new_token, write_token  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WATCHDOG_USEC = 30_000_000

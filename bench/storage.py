@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bus import Bus
 from bus.messages import RawEvent
 from modules.storage import Storage, StorageConfig
-from modules.storage_db import CLEAN_SHUTDOWN_KEY, open_database
+from modules.storage.db import CLEAN_SHUTDOWN_KEY, open_database
 
 
 def make_events(n: int, session: str) -> list[RawEvent]:

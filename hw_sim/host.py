@@ -2,7 +2,7 @@
 
 ``SimulatedHost(scenario, clock, client)`` sends every event of a
 :class:`~hw_sim.scenarios.Scenario` when the :class:`~hw_sim.clock.SimClock` reaches the event's
-``ts``, through an :class:`~modules.ingest_client.IngestClient` (the same client ``skelly send``
+``ts``, through an :class:`~modules.ingest.client.IngestClient` (the same client ``skelly send``
 uses: real TCP or Unix socket, hello with token, cumulative durable acks, resume after a
 reconnect).  With ``SimClock(speed=60)`` a 30-minute scenario plays in 30 s, and because Storage
 and Analysis are given the same clock every window and duration is in event time.
@@ -31,7 +31,7 @@ from typing import Any
 
 from hw_sim.clock import SimClock
 from hw_sim.scenarios import Scenario
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from modules.storage import StorageConfig
 
 __all__ = ["HostStats", "SimulatedHost", "compressed_storage_config", "stream_scenario"]

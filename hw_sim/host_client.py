@@ -1,6 +1,6 @@
 """The simulated host's side of the ingest protocol (docs/INGEST.md).
 
-The client itself is ``modules.ingest_client.IngestClient`` — the same code ``skelly send`` uses,
+The client itself is ``modules.ingest.client.IngestClient`` — the same code ``skelly send`` uses,
 so the simulator exercises the real protocol path (real TCP or Unix socket, hello, token, durable
 acks, resume after reconnect).  This module re-exports it for hw_sim code and adds
 :func:`stream_events`, which feeds an (async) iterable of event dicts through a client.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
-from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
+from modules.ingest.client import IngestClient, IngestClientError, Spool, Target
 
 __all__ = ["IngestClient", "IngestClientError", "Spool", "Target", "stream_events"]
 

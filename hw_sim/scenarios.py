@@ -26,7 +26,7 @@ from typing import Any
 
 from bus.messages import EventBatch, FocusState, RawEvent
 from modules.analysis import AnalysisConfig, WindowAnalyzer, WindowResult
-from modules.ingest_validate import validate_event
+from modules.ingest.validate import validate_event
 
 DEFAULT_START = 1_764_230_400.0
 """2025-11-27 08:00 UTC: a plausible start of a working day."""
@@ -683,7 +683,7 @@ def windows(
     step: float = 10.0,
     host_id: str = "",
 ) -> Iterator[EventBatch]:
-    """Cut events into the windows Storage emits (modules/storage.py): ``[w_end - length,
+    """Cut events into the windows Storage emits (modules/storage/module.py): ``[w_end - length,
     w_end)`` for every ``w_end`` that is a multiple of ``step`` (epoch seconds) with
     ``start + length <= w_end <= end``."""
     ordered = sorted(events, key=lambda e: (e.ts, e.seq))

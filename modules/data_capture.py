@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One asyncio ``Protocol`` per connection (TCP, TLS or Unix socket).  Bytes go through a
-:class:`~modules.ingest_framing.LineSplitter` (hard line limit, overlong lines discarded without
+:class:`~modules.ingest.framing.LineSplitter` (hard line limit, overlong lines discarded without
 being buffered) into a small backlog of lines; the backlog is worked off synchronously on the loop:
 
     AWAIT_HELLO --good hello + token--> WELCOMING --resume_point()--> READY --fatal--> CLOSED
@@ -15,7 +15,7 @@ being buffered) into a small backlog of lines; the backlog is worked off synchro
   silent peers.  A connection counts toward ``max_connections`` from its accept, also while its
   TLS handshake runs (``handshaking``).  Unauthenticated peers can make
   the server hold at most one read chunk plus one line.
-* In READY every line is validated by :mod:`modules.ingest_validate`; a bad line gets one error
+* In READY every line is validated by :mod:`modules.ingest.validate`; a bad line gets one error
   line and the connection goes on.  Accepted events go to ``pending``; a per-connection committer
   task hands everything pending to ``sink.commit`` (the Storage's group commit) and only after it
   returned sends the cumulative ``{"ack": N}`` and publishes the events as RawEvent (the whole
@@ -47,9 +47,9 @@ import orjson
 from bus import BusClosedError, ModuleId, ModuleStatus
 from bus.messages import LinkStatus, RawEvent
 from modules.base import Module
-from modules.ingest_framing import LineSplitter
-from modules.ingest_token import TOKEN_FILENAME, TokenError, load_or_create_token, tokens_equal
-from modules.ingest_validate import (
+from modules.ingest.framing import LineSplitter
+from modules.ingest.token import TOKEN_FILENAME, TokenError, load_or_create_token, tokens_equal
+from modules.ingest.validate import (
     FAST_KINDS,
     HELLO_MAX_BYTES,
     PROTOCOL_VERSION,

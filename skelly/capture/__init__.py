@@ -10,5 +10,5 @@ Layers, each testable on its own:
 * :mod:`skelly.capture.categories` — application id → category and opaque app id (keyed hash).
 * :mod:`skelly.capture.focus` — the focused application per platform.
 * :mod:`skelly.capture.agent` — the asyncio side: drains the summariser into the existing
-  :class:`modules.ingest_client.IngestClient` (spool, resume, TLS), serves the control socket.
+  :class:`modules.ingest.client.IngestClient` (spool, resume, TLS), serves the control socket.
 """

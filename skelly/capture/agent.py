@@ -3,7 +3,7 @@
 Listener callbacks (on pynput's threads) and the focus watcher feed the
 :class:`~skelly.capture.summariser.Summariser` under a lock; every ``tick_s`` the agent closes
 due sample spans, takes the summariser's outbox and queues the events on the existing
-:class:`modules.ingest_client.IngestClient` (which spools, resends after a reconnect and speaks
+:class:`modules.ingest.client.IngestClient` (which spools, resends after a reconnect and speaks
 TLS).  Spools left by earlier runs of this host's capture sessions are sent too, so a restart
 loses nothing.
 """
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modules.ingest_client import IngestClient, Spool, SpoolLockedError
+from modules.ingest.client import IngestClient, Spool, SpoolLockedError
 from skelly.capture.control import agent_alive
 from skelly.capture.summariser import Summariser
 

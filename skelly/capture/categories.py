@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from modules.ingest_validate import CATEGORIES
+from modules.ingest.validate import CATEGORIES
 
 SECRET_BYTES = 32
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
+from modules.ingest.client import IngestClient, IngestClientError, Spool, Target
 from skelly.app import run_loop
 from skelly.config import load
 from skelly.errors import SkellyError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modules.storage import database_file
-from modules.storage_db import StorageError, open_readonly
+from modules.storage.db import StorageError, open_readonly
 from skelly.config import load
 from skelly.errors import SkellyError, data_dir_hint, require_dir
 

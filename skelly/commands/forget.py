@@ -8,14 +8,14 @@ import contextlib
 import sys
 from pathlib import Path
 
-from modules.ingest_client import SpoolLockedError, lock_spool, unlock_spool
+from modules.ingest.client import SpoolLockedError, lock_spool, unlock_spool
 from modules.storage import (
     DatabaseLockedError,
     acquire_lock,
     database_file,
     release_lock,
 )
-from modules.storage_db import (
+from modules.storage.db import (
     PRE_OPEN_SUFFIX,
     StorageError,
     corrupt_copies,

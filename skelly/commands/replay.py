@@ -30,7 +30,7 @@ import orjson
 
 from bus.messages import EventBatch, RawEvent
 from modules.analysis import AnalysisEngine, WindowResult
-from modules.ingest_validate import IngestError, loads_object, parse_hello, validate_event
+from modules.ingest.validate import IngestError, loads_object, parse_hello, validate_event
 from modules.storage import Storage, StorageError
 from skelly.config import Config, load
 from skelly.errors import SkellyError, require_dir

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 import orjson
 
-from modules.ingest_client import IngestClient, IngestClientError, Spool, Target
-from modules.ingest_token import TokenError, read_token
+from modules.ingest.client import IngestClient, IngestClientError, Spool, Target
+from modules.ingest.token import TokenError, read_token
 from skelly.config import Config, load
 from skelly.errors import SkellyError, require_dir
 

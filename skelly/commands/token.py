@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from modules.ingest_token import (
+from modules.ingest.token import (
     TOKEN_FILENAME,
     TokenError,
     load_or_create_token,

@@ -17,7 +17,7 @@ import pytest
 from bus import Bus, ModuleRegistry
 from bus.messages import RawEvent
 from modules.data_capture import DataCapture, IngestConfig
-from modules.ingest_client import IngestClient, Spool, Target
+from modules.ingest.client import IngestClient, Spool, Target
 from skelly.capture import agent as agent_mod
 from skelly.capture import control
 from skelly.capture.summariser import Summariser

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.ingest_validate import CATEGORIES, parse_event
+from modules.ingest.validate import CATEGORIES, parse_event
 from skelly.capture import categories, control, environment, service
 from skelly.capture.summariser import Summariser
 

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modules.ingest_client import IngestClient, Spool, Target
+from modules.ingest.client import IngestClient, Spool, Target
 from skelly.capture.agent import CaptureAgent
 from skelly.capture.summariser import Summariser
 from skelly.capture.taps import Taps

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.ingest_token import read_token
+from modules.ingest.token import read_token
 from tests.deploy.udev_match import evaluate, load, parse_walk
 
 ROOT = Path(__file__).resolve().parents[2]

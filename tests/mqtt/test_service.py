@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from tests.mqtt.broker import USERS, Broker, collect, free_port
 from tests.slowness import allow
 

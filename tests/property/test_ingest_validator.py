@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.messages import RawEvent
-from modules.ingest_framing import LineSplitter
-from modules.ingest_validate import (
+from modules.ingest.framing import LineSplitter
+from modules.ingest.validate import (
     CATEGORIES,
     FAST_KINDS,
     IngestError,

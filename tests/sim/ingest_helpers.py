@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from modules.ingest_token import new_token, write_token
+from modules.ingest.token import new_token, write_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ROOT / "tests" / "sim" / "ingest_service.py"

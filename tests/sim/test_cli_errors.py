@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from bus.messages import RawEvent
-from modules.ingest_client import lock_spool, unlock_spool
+from modules.ingest.client import lock_spool, unlock_spool
 from modules.storage import Storage, StorageConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ import uvloop
 from bus import Bus, Envelope, ModuleStatus
 from bus.messages import ConfigUpdate
 from modules.base import Module
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from modules.orchestrator import Orchestrator
 from skelly import app
 from skelly.config import load

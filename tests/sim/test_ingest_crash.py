@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from tests.sim.ingest_helpers import (
     free_port,
     integrity,

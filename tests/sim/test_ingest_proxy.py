@@ -12,7 +12,7 @@ from typing import Any
 
 from bus import Bus, ModuleRegistry
 from modules.data_capture import DataCapture, IngestConfig
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from modules.storage import Storage, StorageConfig
 from tests.sim.ingest_helpers import integrity, stored_seqs
 

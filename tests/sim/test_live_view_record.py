@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from modules.ingest_validate import validate_event
+from modules.ingest.validate import validate_event
 from tests.sim.ingest_helpers import make_token, start_service, stored_seqs
 from tests.slowness import allow
 

@@ -15,7 +15,7 @@ from typing import Any
 from bus.messages import FocusState, RawEvent
 from hw_sim.scenarios import SCRIPTS, Scenario, Span, replay, score, windows
 from modules.analysis import AnalysisConfig, WindowAnalyzer
-from modules.ingest_validate import validate_event
+from modules.ingest.validate import validate_event
 
 S = FocusState
 App = tuple[str, str]

@@ -20,7 +20,7 @@ from hw_sim.scenarios import (
     scenario,
     windows,
 )
-from modules.ingest_validate import validate_event
+from modules.ingest.validate import validate_event
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 

@@ -20,7 +20,7 @@ from hw_sim.host import SimulatedHost, compressed_storage_config, stream_scenari
 from hw_sim.scenarios import Segment, generate, scenario, windows
 from modules.analysis import AnalysisEngine
 from modules.data_capture import DataCapture, IngestConfig
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from modules.storage import Storage, StorageConfig
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]

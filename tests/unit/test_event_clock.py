@@ -14,7 +14,7 @@ from bus import Bus, Envelope, ModuleRegistry
 from bus.messages import EventBatch
 from modules.data_capture import DataCapture, IngestConfig
 from modules.event_clock import HostTimeFollower, ObservingSink
-from modules.ingest_client import IngestClient
+from modules.ingest.client import IngestClient
 from modules.storage import Storage, StorageConfig
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]

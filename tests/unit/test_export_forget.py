@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from bus.messages import RawEvent
-from modules.ingest_client import Spool
+from modules.ingest.client import Spool
 from modules.storage import Storage, StorageConfig
 from skelly.cli import main
 

@@ -25,7 +25,7 @@ from bench.traces.independent import (
     generate,
     main,
 )
-from modules.ingest_validate import is_privacy_field, validate_event
+from modules.ingest.validate import is_privacy_field, validate_event
 
 FIELDS = {
     "key": {"kind", "seq", "ts", "correction"},

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.messages import RawEvent
-from modules.ingest_validate import FAST_KINDS, IngestError, parse_event, validate_event
+from modules.ingest.validate import FAST_KINDS, IngestError, parse_event, validate_event
 from tests.unit.test_ingest_server import MemorySink, Peer, Run, serve, shutdown
 
 TS = 1_764_212_345.25

@@ -11,16 +11,16 @@ import orjson
 import pytest
 
 from bus.messages import RawEvent
-from modules.ingest_client import IngestClient
-from modules.ingest_framing import LineSplitter
-from modules.ingest_token import (
+from modules.ingest.client import IngestClient
+from modules.ingest.framing import LineSplitter
+from modules.ingest.token import (
     TokenError,
     load_or_create_token,
     read_token,
     tokens_equal,
     write_token,
 )
-from modules.ingest_validate import IngestError, parse_event, parse_hello
+from modules.ingest.validate import IngestError, parse_event, parse_hello
 
 TS = 1_764_212_345.123
 

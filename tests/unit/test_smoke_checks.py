@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modules.data_capture import IngestConfig
-from modules.storage_db import open_database
+from modules.storage.db import open_database
 from skelly.config import Config
 from skelly.errors import describe_device_error
 from skelly.smoke import Checklist, Item, Status

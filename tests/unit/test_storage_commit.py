@@ -19,7 +19,7 @@ import pytest
 from bus import Bus, ModuleStatus
 from bus.messages import RawEvent
 from modules.storage import DatabaseLockedError, Storage, StorageConfig
-from modules.storage_db import PragmaError, StorageError, apply_pragmas
+from modules.storage.db import PragmaError, StorageError, apply_pragmas
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 

@@ -19,7 +19,7 @@ import pytest
 from bus import Bus, ModuleStatus
 from bus.messages import RawEvent, StorageStatus
 from modules.storage import Storage, StorageConfig
-from modules.storage_db import StorageError, open_database
+from modules.storage.db import StorageError, open_database
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 ROOT = Path(__file__).resolve().parents[2]

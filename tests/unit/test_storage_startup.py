@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-import modules.storage_db as storage_db
 from bus.messages import RawEvent
-from modules.storage import Storage, StorageConfig
+from modules.storage import Storage, StorageConfig, db
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +51,13 @@ def test_quick_check_runs_only_after_an_unclean_shutdown(
     tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[str] = []
-    real = storage_db._quick_check
+    real = db._quick_check
 
     def counting(conn: Any) -> str:
         ran.append("quick_check")
         return real(conn)
 
-    monkeypatch.setattr(storage_db, "_quick_check", counting)
+    monkeypatch.setattr(db, "_quick_check", counting)
     config = StorageConfig(commit_max_wait_s=0.0)
 
     async def open_close(commit: bool = False) -> str:
@@ -89,7 +88,7 @@ def test_quick_check_runs_only_after_an_unclean_shutdown(
     assert run(open_close()) == "skipped: clean shutdown" and ran == ["quick_check"]
 
     # a writer that closed without marking a clean shutdown (e.g. a tool, an old version)
-    database, result = storage_db.open_database(tmp_path)
+    database, result = db.open_database(tmp_path)
     assert result.check == "skipped: clean shutdown"
     database.close()
     assert not (tmp_path / "skelly.db-wal").exists()
@@ -101,11 +100,11 @@ def test_quick_check_runs_only_after_an_unclean_shutdown(
             assert st.open_result is not None
             return st.open_result.check
 
-    database, _ = storage_db.open_database(tmp_path)
+    database, _ = db.open_database(tmp_path)
     database.close()  # unclean again
     assert run(unchecked()) == "off" and ran == ["quick_check"] * 2
     # every event survived all of it
-    database, _ = storage_db.open_database(tmp_path)
+    database, _ = db.open_database(tmp_path)
     try:
         assert database.count_events() == 600
     finally:

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from modules.ingest_validate import MAX_SEQ, PROTOCOL_VERSION
+from modules.ingest.validate import MAX_SEQ, PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bus.messages import RawEvent
-from modules.storage_db import Database, check_pragmas
+from modules.storage.db import Database, check_pragmas
 
 log = logging.getLogger("skelly.storage")
 
