@@ -136,6 +136,7 @@ class AnalysisConfig:
     typing_keys: Ramp = (6.0, 12.0)
     flow_kpm: Ramp = (130.0, 190.0)
     flow_rel_iki: Ramp = (1.4, 1.8)
+    flow_rhythm_rel: Ramp = (1.1, 1.2)
     steady_rcv: Ramp = (0.42, 0.62)
     flow_pointer: Ramp = (0.3, 0.5)
     flow_non_work: Ramp = (0.3, 0.5)
@@ -333,6 +334,15 @@ def _brisker(x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float]
     return up(gain, cfg.dense_rhythm)
 
 
+def _own_pace(x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float] | None) -> float:
+    """Not much slower than this person's own flow: core IKI / their flow core IKI on
+    ``flow_rhythm_rel`` (decreasing); 1 (no say) while their flow rhythm is not known or the span
+    has too few typing intervals to tell (a thinking pause)."""
+    if rhythm is None or x.iki_n < cfg.min_iki_samples or x.iki_core_ms <= 0:
+        return 1.0
+    return down(x.iki_core_ms / rhythm[0], cfg.flow_rhythm_rel)
+
+
 def _non_work(x: WindowFeatures) -> float:
     """Share of time in apps that are not work (communication, media, games; browser half)."""
     return min(x.comm_share + x.leisure_share + 0.5 * x.browser_share, 1.0)
@@ -376,7 +386,8 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         settled,
     )
     # a thinking pause inside focused work: the last minutes were focused typing and nothing
-    # in the last minute says otherwise (no pointer work, no switching); silence ends it (IDLE)
+    # in the last minute says otherwise (no pointer work, no switching, not mostly in mail or
+    # chat); silence ends it (IDLE)
     flow_held = min(
         _sustained_typing(c, cfg, k),
         up(c.dominant_app_share, cfg.one_app_share),
@@ -385,8 +396,11 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         up(c.dominant_app_share, cfg.settled_app_share),
         down(m.pointer_frac, cfg.hold_pointer),
         down(m.new_switches_per_min, cfg.hold_spm),
+        down(_non_work(m), cfg.flow_non_work),
     )
-    flow_core = max(flow_now, flow_held)
+    # ... and, once the person's flow rhythm is known, typing in the last minute not much
+    # slower than it: a fluent reply at ordinary pace after flow is ordinary work
+    flow_core = min(max(flow_now, flow_held), _own_pace(m, cfg, ctx.flow_rhythm))
     # denser than this person's flow over the last minutes, or over the last minute while the
     # last minutes are already on their way there (a session's onset)
     if ctx.hyperfocus_s is not None:  # staying takes less than entering (a trip included)

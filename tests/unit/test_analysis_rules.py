@@ -425,3 +425,43 @@ def test_flow_back_from_a_deeper_stretch_keeps_its_clock() -> None:
     seq = [*flow, *[S.NEUTRAL] * 12, *flow]
     steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
     assert steps[-1].state is S.FLOW and steps[-1].time_in_state_s < 300.0
+
+
+def _with_rhythm(medium: WindowFeatures, long: WindowFeatures, rhythm: tuple[float, float] | None):
+    return Context(medium, long, 1.0, 1.0, CFG.baseline_flow_duty, flow_rhythm=rhythm)
+
+
+def test_typing_much_slower_than_the_persons_own_flow_is_not_flow() -> None:
+    """Once their flow rhythm is known, a minute typed 25 % slower than it (a fluent reply at
+    their ordinary pace) is not FLOW; at their flow pace it is, and with no rhythm known the
+    pace against the general baseline decides alone (docs §3 own_pace)."""
+    flow = dataclasses.replace(FLOW, iki_core_ms=150.0, iki_core_cv=0.3)
+    reply = dataclasses.replace(flow, iki_core_ms=150.0 * 1.25, iki_median_ms=185.0)
+    rhythm = (150.0, 0.3)
+    assert classify(flow, CFG, _with_rhythm(flow, flow, rhythm)).state is S.FLOW
+    assert classify(reply, CFG, _with_rhythm(reply, reply, None)).state is S.FLOW
+    slow = classify(reply, CFG, _with_rhythm(reply, reply, rhythm))
+    assert slow.state is S.NEUTRAL
+    assert slow.score(S.FLOW) == 0.0
+    # halfway up the ramp: 1.15 x their flow core IKI
+    mid = dataclasses.replace(flow, iki_core_ms=150.0 * 1.15)
+    assert classify(mid, CFG, _with_rhythm(mid, mid, rhythm)).score(S.FLOW) == pytest.approx(0.5)
+    # the held minutes of a thinking pause are not judged by it: too few keys in the minute
+    pause = dataclasses.replace(
+        flow, key_count=3, iki_n=2, keys_per_min=6, iki_core_ms=400.0, typing_duty=0.0
+    )
+    minutes = dataclasses.replace(flow, burst_mean_keys=20.0)
+    held = classify(pause, CFG, _with_rhythm(pause, minutes, rhythm))
+    assert held.state is S.FLOW
+
+
+def test_a_minute_in_the_mail_app_ends_a_held_thinking_pause() -> None:
+    """flow_held keeps FLOW through a quiet minute in the same work app, not through a minute
+    spent mostly in mail or chat after the last minutes of focused typing."""
+    quiet = dataclasses.replace(
+        FLOW, key_count=3, iki_n=2, keys_per_min=6, typing_duty=0.0, quiet_tail_s=10.0
+    )
+    mail = dataclasses.replace(quiet, work_share=0.2, comm_share=0.8, dominant_app_share=0.8)
+    minutes = dataclasses.replace(FLOW, burst_mean_keys=20.0)
+    assert classify(quiet, CFG, Context(quiet, minutes, 10.0, 1.0)).state is S.FLOW
+    assert classify(mail, CFG, Context(mail, minutes, 10.0, 1.0)).state is S.NEUTRAL
