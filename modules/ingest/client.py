@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import random
@@ -39,6 +38,7 @@ from typing import Any
 import orjson
 
 from modules.ingest.validate import MAX_SEQ, PROTOCOL_VERSION
+from modules.lockfile import try_lock, write_holder
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,9 @@ def lock_spool(path: Path) -> int:
     lock_path = spool_lock_path(path)
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 32, 0).decode().strip()
-            os.close(fd)
-            raise SpoolLockedError(path, holder) from None
+        holder = try_lock(fd)
+        if holder is not None:
+            raise SpoolLockedError(path, holder)
         try:
             now = os.stat(lock_path)
             mine = os.fstat(fd)
@@ -98,8 +93,7 @@ def lock_spool(path: Path) -> int:
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    write_holder(fd)
     return fd
 
 

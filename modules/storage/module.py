@@ -23,6 +23,7 @@ import orjson
 from bus import Delivery, Envelope, ModuleId, ModuleStatus, Priority
 from bus.messages import AnalysisComplete, EventBatch, RawEvent, StorageStatus
 from modules.base import Module
+from modules.lockfile import try_lock, write_holder
 from modules.storage.db import (
     LOCK_SUFFIX,
     Database,
@@ -136,20 +137,14 @@ def acquire_lock(db: Path) -> int:
             f"cannot create the lock file {lock_path}: {exc.strerror}; "
             "the data directory must be writable by the service user"
         ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = ""
-        with contextlib.suppress(OSError, ValueError):
-            holder = os.pread(fd, 32, 0).decode().strip()
-        os.close(fd)
+    holder = try_lock(fd)
+    if holder is not None:
         who = f" (pid {holder})" if holder else ""
         raise DatabaseLockedError(
             f"the database {db} is in use by another skelly process{who}; "
             "stop the service first (e.g. `sudo systemctl stop skelly`)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        )
+    write_holder(fd)
     return fd
 
 
