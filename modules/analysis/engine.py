@@ -102,6 +102,7 @@ class WindowAnalyzer:
         self._last_input: float | None = None
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
+        self._watched_from: float | None = None
         self._window_end = 0.0
         self._pending_flow: deque[tuple[float, float]] = deque()
         self._pending_rhythm: deque[tuple[float, float, float]] = deque()
@@ -115,14 +116,19 @@ class WindowAnalyzer:
         full_f = compute_features(events, window_start, window_end, self.params, focus)
         if self._first_start is None:
             self._first_start = window_start
+        if self._watched_from is None or window_end - self._window_end > cfg.reset_gap_s:
+            # a new run (first window, or back after a gap that restarts the tracker): the
+            # spans reach back only to its first event, not over minutes nobody watched
+            seen = [e.ts for e in events if isinstance(e.ts, (int, float)) and math.isfinite(e.ts)]
+            self._watched_from = max(min(seen), window_start) if seen else window_start
         self._remember(events, window_end)
         scale = self.baseline.scale
-        medium = compute_features(
-            self._events, window_end - cfg.focus_s, window_end, self.params, focus
-        )
-        long = compute_features(
-            self._events, window_end - cfg.context_s, window_end, self.params, focus
-        )
+        watched = self._watched_from
+        # M is never shorter than the window, C never shorter than two M
+        m_from = max(window_end - cfg.focus_s, min(watched, window_start))
+        c_from = max(window_end - cfg.context_s, min(watched, window_end - 2 * cfg.focus_s))
+        medium = compute_features(self._events, m_from, window_end, self.params, focus)
+        long = compute_features(self._events, c_from, window_end, self.params, focus)
         last = self._last_input if self._last_input is not None else self._first_start
         silence = min(max(window_end - last, 0.0), 1e9)
         ctx = Context(
@@ -134,6 +140,7 @@ class WindowAnalyzer:
             self._hyperfocus_s(window_end),
             self.baseline.flow_rhythm,
             self.tracker.in_session(window_end),
+            window_end - watched,
         )
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)

@@ -55,6 +55,9 @@ HEADROOM = 0.3
 """Least headroom (1 - flow duty) density is measured in: near a flow duty of 1, a few
 percent of noise would otherwise count as most of the pause time gone."""
 FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
+HELD_WATCHED: Ramp = (0.5, 0.75)
+"""A thinking pause is held (flow_held) once the host has been watched for this share of
+``context_s`` (a ramp): "the last minutes were focused typing" needs the minutes."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class AnalysisConfig:
     distracted_hold_spm: Ramp = (1.0, 2.0)
     transition_spm: Ramp = (0.6, 0.9)
     transition_recent_spm: Ramp = (0.5, 1.0)
+    transition_max_spm: Ramp = (3.0, 4.0)
     engaged_kpm: Ramp = (4.0, 12.0)
     engaged_pointer: Ramp = (0.05, 0.15)
     engaged_spm: Ramp = (0.5, 2.0)
@@ -275,6 +279,10 @@ class Context:
     """This person's flow rhythm (core IKI ms, core CV), None while not yet learnt."""
     in_session: bool = False
     """FLOW inside a hyperfocus session (a lighter stretch it may resume from, docs §5)."""
+    watched_s: float = math.inf
+    """How long before ``window_end`` this host has been watched (its first event, or the
+    tracker's last restart): the spans are clipped to it, and a thinking pause is held only
+    once the long span covers enough of it (docs §2.1)."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -397,6 +405,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         down(m.pointer_frac, cfg.hold_pointer),
         down(m.new_switches_per_min, cfg.hold_spm),
         down(_non_work(m), cfg.flow_non_work),
+        up(ctx.watched_s, (HELD_WATCHED[0] * cfg.context_s, HELD_WATCHED[1] * cfg.context_s)),
     )
     # ... and, once the person's flow rhythm is known, typing in the last minute not much
     # slower than it: a fluent reply at ordinary pace after flow is ordinary work
@@ -437,6 +446,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     transitioning = min(
         up(c.unsettled_switches_per_min, cfg.transition_spm),
         up(m.switches_per_min, cfg.transition_recent_spm),
+        down(m.switches_per_min, cfg.transition_max_spm),
         1.0 - switching,
         1.0 - flow_core,
         engaged,

@@ -14,7 +14,7 @@ import pytest
 
 from bus.messages import FocusState, RawEvent
 from hw_sim.scenarios import DESIGNING, READING, Perturb, Segment, generate, windows
-from modules.analysis import AnalysisEngine, WindowAnalyzer
+from modules.analysis import AnalysisConfig, AnalysisEngine, WindowAnalyzer
 from modules.analysis.baseline import Baseline
 from modules.analysis.engine import BASELINE_KEY
 from modules.storage import Storage, StorageConfig
@@ -288,3 +288,39 @@ def test_a_reader_whose_host_reports_short_scroll_spans_is_engaged_after_a_pause
     results = run_windows(evs, T0, T0 + 900, WindowAnalyzer())
     later = [r.step.state for r in results if r.window_end >= T0 + 480]
     assert S.IDLE not in later and set(later) <= {S.NEUTRAL, S.FLOW}, later
+
+
+def test_the_spans_reach_back_only_to_when_the_host_was_first_seen_or_came_back() -> None:
+    """A replay (or a host) starting cold: the medium and long spans cover only the time the
+    host has been watched (never less than the window, and two minutes for the long span), so
+    the minutes before its first event do not dilute rates and shares; after a gap that
+    restarts the tracker they start over (docs §2.1)."""
+    cfg = AnalysisConfig()
+    rng = random.Random(3)
+    first = T0 + 4.0
+    back = T0 + 900.0  # after a 400 s gap
+    analyzer = WindowAnalyzer(cfg)
+    before = [focus_ev(first, "editor"), *keys(typing(first + 1, T0 + 500, 0.15, rng))]
+    after = [focus_ev(back, "editor"), *keys(typing(back + 1, back + 400, 0.15, rng), 10_000)]
+    # no windows in between: the service was down (a gap of more than reset_gap_s)
+    results = [
+        *run_windows(before, T0, T0 + 500, analyzer),
+        *run_windows(after, back, back + 400, analyzer),
+    ]
+    spans = {round(r.window_end - T0): r for r in results}
+    for end, (m, c) in {
+        30: (30, 120),
+        50: (46, 120),
+        100: (60, 120),
+        200: (60, 196),
+        300: (60, 240),
+        930: (30, 120),
+        1090: (60, 190),
+        1200: (60, 240),
+    }.items():
+        r = spans[end]
+        assert (r.context.medium.duration_s, r.context.long.duration_s) == (m, c), end
+    assert spans[200].context.watched_s == pytest.approx(196.0)
+    assert spans[1090].context.watched_s == pytest.approx(190.0)
+    # over what it covers, the long span sees steady typing, not two thirds of nothing
+    assert spans[200].context.long.keys_per_min > 200

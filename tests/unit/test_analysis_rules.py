@@ -465,3 +465,36 @@ def test_a_minute_in_the_mail_app_ends_a_held_thinking_pause() -> None:
     minutes = dataclasses.replace(FLOW, burst_mean_keys=20.0)
     assert classify(quiet, CFG, Context(quiet, minutes, 10.0, 1.0)).state is S.FLOW
     assert classify(mail, CFG, Context(mail, minutes, 10.0, 1.0)).state is S.NEUTRAL
+
+
+def test_three_switches_or_more_in_the_last_minute_is_the_onset_of_hopping_not_transitioning() -> (
+    None
+):
+    """The first switches of hopping, while the app share still looks settled, read as a
+    transition and flipped NEUTRAL -> TRANSITIONING -> DISTRACTED within 20 s
+    (transition_max_spm)."""
+    onset = dataclasses.replace(TRANSITIONING, switches=3, switches_per_min=4.0)
+    assert classify(TRANSITIONING, CFG).state is S.TRANSITIONING
+    c = classify(onset, CFG)
+    assert c.score(S.TRANSITIONING) == 0.0 and c.state is S.NEUTRAL
+    mid = dataclasses.replace(TRANSITIONING, switches_per_min=3.5)
+    assert classify(mid, CFG).score(S.TRANSITIONING) == pytest.approx(0.5)
+
+
+def test_a_thinking_pause_is_held_only_once_the_host_has_been_watched_for_minutes() -> None:
+    """flow_held says "the last minutes were focused typing": right after the host was first
+    seen (or came back after a gap) the long span covers only a minute or two, and a pause
+    then is not held as FLOW (HELD_WATCHED: ½ to ¾ of context_s)."""
+    quiet = dataclasses.replace(
+        FLOW, key_count=3, iki_n=2, keys_per_min=6, typing_duty=0.0, quiet_tail_s=10.0
+    )
+    minutes = dataclasses.replace(FLOW, burst_mean_keys=20.0)
+
+    def held(watched_s: float) -> float:
+        ctx = Context(quiet, minutes, 10.0, 1.0, watched_s=watched_s)
+        return classify(quiet, CFG, ctx).score(S.FLOW)
+
+    assert held(math.inf) == 1.0
+    assert held(CFG.context_s) == 1.0
+    assert held(0.5 * CFG.context_s) == 0.0
+    assert held(0.625 * CFG.context_s) == pytest.approx(0.5)
