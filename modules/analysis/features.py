@@ -23,6 +23,12 @@ LEISURE_CATEGORIES = frozenset({"media", "games"})
 MAX_SPEED = 1e6
 MAX_CLICKS = 1e6
 MIN_WINDOW_S = 1.0
+REPEAT_MAX_S = 0.06
+"""Key gaps this short, several in a row, are a held key's auto-repeat (typematic rates are
+15-30 a second), not typing."""
+REPEAT_RUN = 3
+"""Consecutive gaps of at most ``REPEAT_MAX_S`` that make a held key (one fast roll-over between
+two keys is still typing)."""
 """Shorter (or inverted) windows are treated as 1 s long so rates stay finite."""
 UNSETTLED_MIN_SWITCHES = 2.0
 """Weighted switches after leaving a settled app needed before their own rate counts."""
@@ -132,6 +138,23 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var) / mean
 
 
+def _held(gaps: Sequence[float]) -> list[bool]:
+    """Which gaps belong to a held key's auto-repeat: runs of at least ``REPEAT_RUN``
+    consecutive gaps of at most ``REPEAT_MAX_S``.  They are no one's rhythm: a minute with a
+    held arrow key had a "core IKI" of 25 ms, and that minute, learnt as a typist's flow
+    rhythm, made their ordinary flow look slow."""
+    out = [False] * len(gaps)
+    i = 0
+    while i < len(gaps):
+        j = i
+        while j < len(gaps) and gaps[j] <= REPEAT_MAX_S:
+            j += 1
+        if j - i >= REPEAT_RUN:
+            out[i:j] = [True] * (j - i)
+        i = max(j, i + 1)
+    return out
+
+
 def _core_stats(values: Sequence[float], median: float) -> tuple[float, float]:
     """Mean and CV of the intervals within [½, 2] × the median: the pace and spread of the
     rhythm itself, finer than the median and MAD on a host whose timer ticks coarsely (a
@@ -210,7 +233,8 @@ def compute_features(
     # --- keyboard ----------------------------------------------------------------------------
     kts = [e.ts for e in keys]
     gaps = [b - a for a, b in itertools.pairwise(kts)]
-    rhythm = [g for g in gaps if g <= p.pause_s]
+    held = _held(gaps)
+    rhythm = [g for g, h in zip(gaps, held, strict=True) if g <= p.pause_s and not h]
     iki_mean, iki_cv = _stats(rhythm)
     iki_median, iki_rcv = _robust(rhythm)
     iki_core, iki_core_cv = _core_stats(rhythm, iki_median)

@@ -224,3 +224,22 @@ def test_pairs_are_named_finite_floats() -> None:
     names = [n for n, _ in pairs]
     assert len(names) == len(set(names)) and "keys_per_min" in names
     assert all(isinstance(v, float) and math.isfinite(v) for _, v in pairs)
+
+
+def test_a_held_keys_auto_repeat_is_not_rhythm_but_a_fast_roll_over_is() -> None:
+    """Typing at 150 ms with an arrow key held for a second (33 ms auto-repeat): the repeats
+    are left out of the typing intervals, so median, core and spread are the typing's; one
+    30 ms roll-over between two keys, or two in a row, is still typing."""
+    typed = [T0 + 0.15 * i for i in range(60)]  # 59 intervals of 150 ms
+    t = typed[-1] + 0.5  # the key goes down after a normal gap, then repeats
+    held = [t + 0.033 * i for i in range(31)]  # 30 repeat intervals
+    after = [held[-1] + 0.15 * (i + 1) for i in range(20)]
+    f = compute_features([key(x, i) for i, x in enumerate(typed + held + after)], T0, T0 + 30)
+    assert f.key_count == len(typed) + len(held) + len(after)
+    assert f.iki_n == 59 + 1 + 20  # the 0.5 s key-down before the repeats is a typing gap
+    assert f.iki_median_ms == pytest.approx(150.0)
+    assert f.iki_core_ms == pytest.approx(150.0, rel=0.01)
+    # roll-overs: a single fast gap and a pair of them stay in
+    rolled = [T0, T0 + 0.15, T0 + 0.18, T0 + 0.33, T0 + 0.36, T0 + 0.39, T0 + 0.54, T0 + 0.69]
+    r = compute_features([key(x, i) for i, x in enumerate(rolled)], T0, T0 + 30)
+    assert r.iki_n == len(rolled) - 1
