@@ -23,13 +23,13 @@ LEISURE_CATEGORIES = frozenset({"media", "games"})
 MAX_SPEED = 1e6
 MAX_CLICKS = 1e6
 MIN_WINDOW_S = 1.0
+"""Shorter (or inverted) windows are treated as 1 s long so rates stay finite."""
 REPEAT_MAX_S = 0.06
 """Key gaps this short, several in a row, are a held key's auto-repeat (typematic rates are
 15-30 a second), not typing."""
 REPEAT_RUN = 3
 """Consecutive gaps of at most ``REPEAT_MAX_S`` that make a held key (one fast roll-over between
 two keys is still typing)."""
-"""Shorter (or inverted) windows are treated as 1 s long so rates stay finite."""
 UNSETTLED_MIN_SWITCHES = 2.0
 """Weighted switches after leaving a settled app needed before their own rate counts."""
 
