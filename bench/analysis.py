@@ -224,25 +224,16 @@ def tuning_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]
                 )
 
 
-def independent_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]:
-    personas = [ind.PERSONA_BY_NAME[t] for t in typists]
-    for tr in ind.family(seeds, personas):
+def generated_cases(
+    family: str, gen: Any, seeds: Sequence[int], typists: Sequence[str]
+) -> Iterable[Case]:
+    """The traces of a generator module with the independent family's API (``PERSONA_BY_NAME``,
+    ``family(seeds, personas)`` yielding traces with ``ndjson()`` and a ``truth`` of spans):
+    ``bench/traces/independent.py`` and ``bench/traces/holdout.py``."""
+    personas = [gen.PERSONA_BY_NAME[t] for t in typists]
+    for tr in gen.family(seeds, personas):
         yield Case(
-            "independent",
-            tr.name,
-            tr.persona,
-            tr.seed,
-            tr.host,
-            tr.ndjson(),
-            [(s.start, s.end, s.state, s.activity) for s in tr.truth],
-        )
-
-
-def holdout_cases(seeds: Sequence[int], typists: Sequence[str]) -> Iterable[Case]:
-    personas = [hold.PERSONA_BY_NAME[t] for t in typists]
-    for tr in hold.family(seeds, personas):
-        yield Case(
-            "holdout",
+            family,
             tr.name,
             tr.persona,
             tr.seed,
@@ -552,8 +543,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     counts: dict[str, int] = {}
     makers: dict[str, Callable[[], Iterable[Case]]] = {
         "tuning": lambda: tuning_cases(seeds, tun_typists),
-        "independent": lambda: independent_cases(seeds, ind_typists),
-        "holdout": lambda: holdout_cases(seeds, hold_typists),
+        "independent": lambda: generated_cases("independent", ind, seeds, ind_typists),
+        "holdout": lambda: generated_cases("holdout", hold, seeds, hold_typists),
     }
     for name, make in makers.items():
         if args.family not in ("all", name):

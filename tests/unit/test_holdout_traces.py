@@ -40,15 +40,8 @@ from bench.traces.holdout import (
     main,
 )
 from modules.ingest.validate import is_privacy_field, validate_event
+from tests.wire import FIELDS, INPUT
 
-FIELDS = {
-    "key": {"kind", "seq", "ts", "correction"},
-    "mouse": {"kind", "seq", "ts", "speed", "clicks", "span_ms"},
-    "focus": {"kind", "seq", "ts", "category", "app_id"},
-    "idle": {"kind", "seq", "ts", "duration_s"},
-    "scroll": {"kind", "seq", "ts", "ticks", "span_ms"},
-}
-INPUT = ("key", "mouse", "focus", "scroll")
 ROOT = Path(__file__).resolve().parents[2]
 
 

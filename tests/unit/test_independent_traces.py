@@ -26,15 +26,7 @@ from bench.traces.independent import (
     main,
 )
 from modules.ingest.validate import is_privacy_field, validate_event
-
-FIELDS = {
-    "key": {"kind", "seq", "ts", "correction"},
-    "mouse": {"kind", "seq", "ts", "speed", "clicks", "span_ms"},
-    "focus": {"kind", "seq", "ts", "category", "app_id"},
-    "idle": {"kind", "seq", "ts", "duration_s"},
-    "scroll": {"kind", "seq", "ts", "ticks", "span_ms"},
-}
-INPUT = ("key", "mouse", "focus", "scroll")
+from tests.wire import FIELDS, INPUT
 
 
 def test_same_arguments_same_trace_other_seed_other_trace() -> None:
