@@ -11,10 +11,12 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+from typing import Any
 
 import pytest
 
-from bench.analysis import Case, Tally, met
+from bench.analysis import Case, Tally, generated_cases, met
+from bench.traces import holdout, independent
 from bench.traces.independent import (
     HOST_IDLE_S,
     HOSTS,
@@ -288,3 +290,22 @@ def test_scoring_a_trace_ending_in_silence_is_not_a_missed_change() -> None:
 def test_scripts_do_not_end_in_silence() -> None:
     # so every scripted change has windows to be reported in
     assert all(segs[-1].state != "IDLE" for segs in SCRIPTS.values())
+
+
+@pytest.mark.parametrize(
+    ("family", "gen", "persona"),
+    [("independent", independent, "p130"), ("holdout", holdout, "h090")],
+)
+def test_the_benchmark_takes_every_script_of_both_generator_families(
+    family: str, gen: Any, persona: str
+) -> None:
+    """bench/analysis.py's ``generated_cases``: one case per script for the persona, named for
+    its family, with the generator's own trace and truth (state and activity) unchanged."""
+    cases = list(generated_cases(family, gen, [1], [persona]))
+    assert sorted(c.script for c in cases) == sorted(gen.SCRIPTS)
+    for case in cases:
+        assert (case.family, case.typist, case.seed) == (family, persona, 1)
+        trace = gen.generate(case.script, persona, seed=1, host=case.host)
+        assert case.ndjson == trace.ndjson()
+        assert case.truth == [(s.start, s.end, s.state, s.activity) for s in trace.truth]
+        assert {state for _, _, state, _ in case.truth} <= set(STATES)
