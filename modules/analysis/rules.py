@@ -543,6 +543,7 @@ class StateTracker:
     change_min_confidence: float = 0.3
     blip_s: float = 60.0
     hyperfocus_blip_s: float = 600.0
+    hyperfocus_settled_s: float = 600.0
     reset_gap_s: float = 120.0
     state: FocusState | None = None
     since: float = 0.0
@@ -569,16 +570,21 @@ class StateTracker:
             change_min_confidence=cfg.change_min_confidence,
             blip_s=cfg.blip_s,
             hyperfocus_blip_s=cfg.hyperfocus_blip_s,
+            hyperfocus_settled_s=cfg.hyperfocus_settled_s,
             reset_gap_s=cfg.reset_gap_s,
         )
 
     def in_session(self, at: float) -> bool:
         """FLOW inside a hyperfocus session: a lighter stretch HYPERFOCUS may still resume
-        (left at most ``hyperfocus_blip_s`` before ``at``, docs §5)."""
+        (left at most ``hyperfocus_blip_s`` before ``at``, or a settled session — one that
+        lasted ``hyperfocus_settled_s`` — with no real break since, docs §5)."""
         return (
             self.state is FocusState.FLOW
             and self.session is not None
-            and at - self.session[1] <= self.hyperfocus_blip_s
+            and (
+                at - self.session[1] <= self.hyperfocus_blip_s
+                or self.session[1] - self.session[0] >= self.hyperfocus_settled_s
+            )
         )
 
     def need(self, current: FocusState, new: FocusState) -> float:

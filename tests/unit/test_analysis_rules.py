@@ -403,6 +403,31 @@ def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock()
     assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
 
 
+def test_flow_after_a_settled_session_stays_a_lighter_stretch_of_it_until_a_real_break() -> None:
+    """in_session (docs §5): FLOW within hyperfocus_blip_s of leaving HYPERFOCUS is a lighter
+    stretch of the session; after a session that lasted hyperfocus_settled_s it stays one until
+    a real break (more than blip_s of anything but FLOW) — a session misread as FLOW for longer
+    than ten minutes was learnt as the person's flow and never came back (holdout family). A
+    short session's stretch ends after hyperfocus_blip_s as before."""
+    flow = [S.FLOW] * 70  # 11 min 40 s
+
+    def stretch(hf_windows: int, after: list[S]) -> list[bool]:
+        t = StateTracker()
+        seq = [*[S.HYPERFOCUS] * hf_windows, *after]
+        out = []
+        for i, s in enumerate(seq):
+            t.update(10.0 * (i + 1), cls(s))
+            out.append(t.in_session(10.0 * (i + 1)))
+        return out[hf_windows:]
+
+    settled = stretch(70, flow)  # an 11-minute session, then FLOW
+    assert settled[-1] and sum(settled) >= 65
+    short = stretch(30, flow)  # a 5-minute session: the stretch ends after ten minutes
+    assert short[30] and not short[-1]
+    broken = stretch(70, [*flow[:20], *[S.NEUTRAL] * 12, *flow[:20]])  # two minutes away
+    assert broken[10] and not broken[-1]
+
+
 def test_flow_back_from_a_deeper_stretch_keeps_its_clock() -> None:
     """FLOW -> HYPERFOCUS -> FLOW within hyperfocus_blip_s keeps FLOW's clock, the deeper stretch
     included (one focus at two depths: the independent family's 40-minute flows had 1-7 minute
