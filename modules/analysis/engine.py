@@ -16,6 +16,7 @@ from modules.analysis.baseline import Baseline
 from modules.analysis.features import FeatureError, WindowFeatures, compute_features
 from modules.analysis.rules import (
     HEADROOM,
+    RETURN_GAP_S,
     AnalysisConfig,
     Classification,
     Context,
@@ -100,6 +101,8 @@ class WindowAnalyzer:
         self._events: list[RawEvent] = []
         self._event_keys: set[tuple[str, int, float, str]] = set()
         self._last_input: float | None = None
+        self._returns: deque[float] = deque()  # inputs that ended a silence (docs §2.1)
+        self._front: object = None  # app_id of the last focus event
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
         self._watched_from: float | None = None
@@ -131,6 +134,8 @@ class WindowAnalyzer:
         long = compute_features(self._events, c_from, window_end, self.params, focus)
         last = self._last_input if self._last_input is not None else self._first_start
         silence = min(max(window_end - last, 0.0), 1e9)
+        while self._returns and self._returns[0] < window_end - cfg.context_s:
+            self._returns.popleft()
         ctx = Context(
             medium,
             long,
@@ -141,6 +146,7 @@ class WindowAnalyzer:
             self.baseline.flow_rhythm,
             self.tracker.in_session(window_end),
             window_end - watched,
+            sum(1 for t in self._returns if c_from < t <= window_end),
         )
         full = classify(full_f, cfg, ctx)
         step = self.tracker.update(window_end, full)
@@ -266,7 +272,12 @@ class WindowAnalyzer:
         """Deliberate input: a key, a switch, a scroll, a click, or a pointer that keeps moving
         (a sample within ``silence_run_s`` of the previous moving one; a lone nudge is not)."""
         ts = e.ts
-        deliberate = e.kind in ("key", "focus", "scroll")
+        deliberate = e.kind in ("key", "scroll")
+        if e.kind == "focus":
+            # a switch; the app in front announced again (a noisy host) is nobody's input
+            app = e.get("app_id")
+            deliberate = app != self._front
+            self._front = app
         if e.kind == "mouse":
             clicks = e.get("clicks")
             speed = e.get("speed")
@@ -277,6 +288,8 @@ class WindowAnalyzer:
                     deliberate = True
                 self._last_moved = max(self._last_moved, ts)
         if deliberate and (self._last_input is None or ts > self._last_input):
+            if self._last_input is not None and ts - self._last_input >= RETURN_GAP_S:
+                self._returns.append(ts)
             self._last_input = ts
 
     def _remember_focus(self, events: tuple[RawEvent, ...]) -> None:

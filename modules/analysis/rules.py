@@ -58,6 +58,9 @@ FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
 HELD_WATCHED: Ramp = (0.5, 0.75)
 """A thinking pause is held (flow_held) once the host has been watched for this share of
 ``context_s`` (a ramp): "the last minutes were focused typing" needs the minutes."""
+RETURN_GAP_S = 20.0
+"""An input after at least this much silence is a *return* (Context.returns, docs §2.1):
+someone listening in a call comes back three or four times in four minutes."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,9 @@ class AnalysisConfig:
     engaged_spm: Ramp = (0.5, 2.0)
     idle_silence_s: Ramp = (20.0, 28.0)
     focus_idle_silence_s: Ramp = (36.0, 44.0)
+    attend_comm_share: Ramp = (0.6, 0.8)
+    attend_returns: Ramp = (1.0, 3.0)
+    attend_idle_silence_s: Ramp = (45.0, 60.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -283,6 +289,8 @@ class Context:
     """How long before ``window_end`` this host has been watched (its first event, or the
     tracker's last restart): the spans are clipped to it, and a thinking pause is held only
     once the long span covers enough of it (docs §2.1)."""
+    returns: int = 0
+    """Inputs in the long span that ended a silence of ``RETURN_GAP_S`` or more."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:
@@ -440,7 +448,9 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     )
     distracted = max(_distracted(f, cfg), _distracted(m, cfg), distracted_held)
     switching = max(_switching(f, cfg), _switching(m, cfg))
-    engaged = max(_engaged(f, cfg), _engaged(m, cfg))
+    # attending a meeting: the last minutes in a call, the person back after pause upon pause
+    attending = min(up(c.comm_share, cfg.attend_comm_share), up(ctx.returns, cfg.attend_returns))
+    engaged = max(_engaged(f, cfg), _engaged(m, cfg), attending)
     # TRANSITIONING: a switch every minute or so over the last minutes, no app settled in,
     # not hopping, not focused typing
     transitioning = min(
@@ -449,13 +459,19 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         down(m.switches_per_min, cfg.transition_max_spm),
         1.0 - switching,
         1.0 - flow_core,
+        1.0 - attending,
         engaged,
     )
-    # IDLE: a silence; inside focused work a thinking pause may last longer
+    # IDLE: a silence; inside focused work a thinking pause may last longer, in a meeting
+    # longer still (but a minute of silence is IDLE whatever came before)
     focused_before = max(_focused_typing(c, cfg, k), _sustained_typing(c, cfg, k))
     idle = max(
-        (1.0 - focused_before) * up(ctx.silence_s, cfg.idle_silence_s),
-        up(ctx.silence_s, cfg.focus_idle_silence_s),
+        (1.0 - attending)
+        * max(
+            (1.0 - focused_before) * up(ctx.silence_s, cfg.idle_silence_s),
+            up(ctx.silence_s, cfg.focus_idle_silence_s),
+        ),
+        up(ctx.silence_s, cfg.attend_idle_silence_s),
     )
     neutral = min(engaged, 1.0 - max(idle, distracted, flow_core, transitioning))
 

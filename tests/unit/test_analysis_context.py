@@ -324,3 +324,61 @@ def test_the_spans_reach_back_only_to_when_the_host_was_first_seen_or_came_back(
     assert spans[1090].context.watched_s == pytest.approx(190.0)
     # over what it covers, the long span sees steady typing, not two thirds of nothing
     assert spans[200].context.long.keys_per_min > 200
+
+
+def call_with_sparse_input(app: tuple[str, str], minutes: float, seed: int) -> list[RawEvent]:
+    """A call (or any app) in front; every 30-60 s a few keys or a click, nothing else."""
+    rng = random.Random(seed)
+    evs = [focus_ev(T0 + 0.5, app[0], app[1])]
+    t = T0 + 5
+    while t < T0 + 60 * minutes:
+        if rng.random() < 0.5:
+            evs += keys([t + 0.2 * i for i in range(rng.randint(3, 8))], seq0=len(evs) + 1)
+        else:
+            evs.append(
+                RawEvent(
+                    "h",
+                    "s",
+                    len(evs) + 1,
+                    "mouse",
+                    t,
+                    (("speed", 300.0), ("clicks", 1), ("span_ms", 400)),
+                )
+            )
+        t += rng.uniform(30.0, 60.0)
+    return evs
+
+
+def test_someone_listening_in_a_call_is_neither_idle_nor_flickering_until_they_leave() -> None:
+    """A meeting: a call app in front, a note or a click every 30-60 s. It is ordinary work
+    (NEUTRAL) once the person has come back from a few pauses; a minute of silence after they
+    leave is IDLE. The same sparse input in an editor is read as short absences (IDLE), as
+    before: the meeting is told by the call in front."""
+    for seed in (1, 2):
+        evs = call_with_sparse_input(("zoom", "communication"), 15, seed)
+        last = max(e.ts for e in evs)
+        results = run_windows(evs, T0, last + 120, WindowAnalyzer())
+        meeting = [r.step.state for r in results if T0 + 240 <= r.window_end <= last]
+        assert meeting.count(S.NEUTRAL) / len(meeting) >= 0.9 and S.IDLE not in meeting, meeting
+        idle_at = next(
+            r.window_end for r in results if r.window_end > last and r.step.state is S.IDLE
+        )
+        assert idle_at - last <= 80
+        evs = call_with_sparse_input(("ed", "code"), 15, seed)
+        results = run_windows(evs, T0, last, WindowAnalyzer())
+        assert [r.step.state for r in results if r.window_end >= T0 + 240].count(S.IDLE) >= 3
+
+
+def test_the_app_in_front_announced_again_is_not_input() -> None:
+    """A noisy host re-sends the focus event of the app in front; that is nobody at the
+    keyboard: the silence keeps growing and the person is IDLE. A real switch is input."""
+    again = [focus_ev(T0 + 0.5 + 20.0 * i, "zoom", "communication") for i in range(45)]
+    results = run_windows(again, T0, T0 + 900, WindowAnalyzer())
+    assert results[-1].context.silence_s >= 890
+    assert {r.step.state for r in results if r.window_end >= T0 + 60} == {S.IDLE}
+    switches = [
+        focus_ev(T0 + 0.5 + 20.0 * i, *(("zoom", "communication") if i % 2 else ("ed", "code")))
+        for i in range(45)
+    ]
+    results = run_windows(switches, T0, T0 + 900, WindowAnalyzer())
+    assert max(r.context.silence_s for r in results if r.window_end >= T0 + 60) <= 30

@@ -523,3 +523,32 @@ def test_a_thinking_pause_is_held_only_once_the_host_has_been_watched_for_minute
     assert held(CFG.context_s) == 1.0
     assert held(0.5 * CFG.context_s) == 0.0
     assert held(0.625 * CFG.context_s) == pytest.approx(0.5)
+
+
+def test_someone_listening_in_a_call_is_in_ordinary_work_until_a_minute_of_silence() -> None:
+    """attending: the last minutes mostly in a communication app, and the person came back
+    after a pause of 20 s or more two or three times (returns). Then 35 s of silence is a
+    meeting (NEUTRAL), not IDLE; a minute is IDLE whatever came before, and without the
+    returns (someone who left after chatting) 35 s is IDLE as in any ordinary work."""
+    quiet = dataclasses.replace(NEUTRAL, key_count=0, keys_per_min=0.0, mouse_active_frac=0.0)
+    call = dataclasses.replace(quiet, comm_share=0.9, keys_per_min=8.0, key_count=32)
+
+    def judged(silence: float, returns: int, long: WindowFeatures = call) -> Classification:
+        return classify(quiet, CFG, Context(quiet, long, silence, 1.0, returns=returns))
+
+    assert judged(35.0, 3).state is S.NEUTRAL
+    assert judged(35.0, 0).state is S.IDLE
+    assert judged(35.0, 3, long=dataclasses.replace(call, comm_share=0.3)).state is S.IDLE
+    assert judged(65.0, 3).state is S.IDLE
+    assert judged(35.0, 2).score(S.IDLE) == pytest.approx(0.5)  # attending ½: a middling call
+    assert judged(52.5, 3).score(S.IDLE) == pytest.approx(0.5)  # attend_idle_silence_s
+
+
+def test_visits_to_the_notes_app_during_a_call_are_not_a_transition() -> None:
+    """A meeting with notes taken in another app switches a few times a minute's worth over
+    the last minutes; that is the meeting (NEUTRAL), not the work changing."""
+    notes = dataclasses.replace(TRANSITIONING, quiet_tail_s=5.0)
+    call = dataclasses.replace(notes, comm_share=0.85, work_share=0.15)
+    assert classify(notes, CFG, Context(notes, call, 5.0, 1.0)).state is S.TRANSITIONING
+    attending = classify(notes, CFG, Context(notes, call, 5.0, 1.0, returns=3))
+    assert attending.score(S.TRANSITIONING) == 0.0 and attending.state is S.NEUTRAL
