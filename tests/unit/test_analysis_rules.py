@@ -458,7 +458,9 @@ def test_flow_back_from_a_deeper_stretch_keeps_its_clock() -> None:
     assert steps[-1].state is S.FLOW and steps[-1].time_in_state_s < 300.0
 
 
-def _with_rhythm(medium: WindowFeatures, long: WindowFeatures, rhythm: tuple[float, float] | None):
+def _with_rhythm(
+    medium: WindowFeatures, long: WindowFeatures, rhythm: tuple[float, float] | None
+) -> Context:
     return Context(medium, long, 1.0, 1.0, CFG.baseline_flow_duty, flow_rhythm=rhythm)
 
 
