@@ -107,7 +107,7 @@ class AnalysisConfig:
     has not become ordinary work (into FLOW or IDLE it is the usual need)."""
     evidence_decay: float = 0.3
     """Evidence for other states is multiplied by this on every window (0-1)."""
-    blip_s: float = 90.0
+    blip_s: float = 60.0
     """A state left and re-entered within this keeps its time in state (docs §5)."""
     hyperfocus_blip_s: float = 600.0
     """HYPERFOCUS re-entered within this after a lighter stretch of FLOW keeps its time in
@@ -557,7 +557,7 @@ class StateTracker:
     leave_distracted_evidence: float = 2.8
     evidence_decay: float = 0.3
     change_min_confidence: float = 0.3
-    blip_s: float = 90.0
+    blip_s: float = 60.0
     hyperfocus_blip_s: float = 600.0
     hyperfocus_settled_s: float = 600.0
     reset_gap_s: float = 120.0
