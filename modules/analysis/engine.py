@@ -101,6 +101,7 @@ class WindowAnalyzer:
         self._events: list[RawEvent] = []
         self._event_keys: set[tuple[str, int, float, str]] = set()
         self._last_input: float | None = None
+        self._last_hand: float | None = None  # the last key, scroll or click
         self._returns: deque[float] = deque()  # inputs that ended a silence (docs §2.1)
         self._front: object = None  # app_id of the last focus event
         self._last_moved: float = -math.inf
@@ -273,6 +274,7 @@ class WindowAnalyzer:
         (a sample within ``silence_run_s`` of the previous moving one; a lone nudge is not)."""
         ts = e.ts
         deliberate = e.kind in ("key", "scroll")
+        hand = deliberate  # keys, wheel, clicks: what returns are made of (docs §2.1)
         if e.kind == "focus":
             # a switch; the app in front announced again (a noisy host) is nobody's input
             app = e.get("app_id")
@@ -282,15 +284,19 @@ class WindowAnalyzer:
             clicks = e.get("clicks")
             speed = e.get("speed")
             if isinstance(clicks, (int, float)) and not isinstance(clicks, bool) and clicks > 0:
-                deliberate = True
+                deliberate = hand = True
             if isinstance(speed, (int, float)) and not isinstance(speed, bool) and speed > 0:
                 if 0.0 <= ts - self._last_moved <= self.config.silence_run_s:
                     deliberate = True
                 self._last_moved = max(self._last_moved, ts)
         if deliberate and (self._last_input is None or ts > self._last_input):
-            if self._last_input is not None and ts - self._last_input >= RETURN_GAP_S:
-                self._returns.append(ts)
             self._last_input = ts
+        if hand and (self._last_hand is None or ts > self._last_hand):
+            # a return is a key, a notch or a click after a pause: an app that comes to the
+            # front by itself (a reminder) or a bumped desk brings nobody back
+            if self._last_hand is not None and ts - self._last_hand >= RETURN_GAP_S:
+                self._returns.append(ts)
+            self._last_hand = ts
 
     def _remember_focus(self, events: tuple[RawEvent, ...]) -> None:
         new = [

@@ -59,8 +59,9 @@ HELD_WATCHED: Ramp = (0.5, 0.75)
 """A thinking pause is held (flow_held) once the host has been watched for this share of
 ``context_s`` (a ramp): "the last minutes were focused typing" needs the minutes."""
 RETURN_GAP_S = 20.0
-"""An input after at least this much silence is a *return* (Context.returns, docs §2.1):
-someone listening in a call comes back three or four times in four minutes."""
+"""A key, scroll sample or click at least this long after the previous one is a *return*
+(Context.returns, docs §2.1): someone listening in a call comes back three or four times in
+four minutes."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,8 @@ class Context:
     tracker's last restart): the spans are clipped to it, and a thinking pause is held only
     once the long span covers enough of it (docs §2.1)."""
     returns: int = 0
-    """Inputs in the long span that ended a silence of ``RETURN_GAP_S`` or more."""
+    """Keys, scroll samples and clicks in the long span that came ``RETURN_GAP_S`` or more
+    after the previous one."""
 
 
 def _focused_typing(x: WindowFeatures, cfg: AnalysisConfig, scale: float) -> float:

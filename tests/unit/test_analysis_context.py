@@ -382,3 +382,20 @@ def test_the_app_in_front_announced_again_is_not_input() -> None:
     ]
     results = run_windows(switches, T0, T0 + 900, WindowAnalyzer())
     assert max(r.context.silence_s for r in results if r.window_end >= T0 + 60) <= 30
+
+
+def test_an_app_coming_to_the_front_while_nobody_is_there_is_not_a_meeting() -> None:
+    """A reminder brings a chat app to the front during a long absence (someone there for
+    the two windows that show the switch, as any switch), and 53 s later the desk is bumped:
+    neither a switch nor a pointer run without a click is a return, so no meeting: IDLE from
+    the nudge on."""
+    evs = [focus_ev(T0 + 0.5, "zoom", "communication")]
+    evs.append(focus_ev(T0 + 600.0, "chat", "communication"))
+    evs += [
+        RawEvent("h", "s", 90 + i, "mouse", T0 + 653.0 + i, (("speed", 60.0), ("clicks", 0)))
+        for i in range(2)
+    ]
+    results = run_windows(evs, T0, T0 + 900, WindowAnalyzer())
+    after = [r for r in results if r.window_end >= T0 + 653]
+    assert {r.step.state for r in after} == {S.IDLE}, [r.step.state for r in after]
+    assert max(r.context.returns for r in results) == 0
