@@ -102,7 +102,7 @@ class WindowAnalyzer:
         self._event_keys: set[tuple[str, int, float, str]] = set()
         self._last_input: float | None = None
         self._last_hand: float | None = None  # the last key, scroll or click
-        self._returns: deque[float] = deque()  # inputs that ended a silence (docs §2.1)
+        self._returns: deque[float] = deque()  # of the last context_s (docs §2.1 returns)
         self._front: object = None  # app_id of the last focus event
         self._last_moved: float = -math.inf
         self._first_start: float | None = None
@@ -270,8 +270,9 @@ class WindowAnalyzer:
             self._event_keys.update(_key(e) for e in new)
 
     def _note_input(self, e: RawEvent) -> None:
-        """Deliberate input: a key, a switch, a scroll, a click, or a pointer that keeps moving
-        (a sample within ``silence_run_s`` of the previous moving one; a lone nudge is not)."""
+        """Deliberate input: a key, a switch to another app, a scroll, a click, or a pointer
+        that keeps moving (a sample within ``silence_run_s`` of the previous moving one; a lone
+        nudge is not). Keys, scrolls and clicks after ``RETURN_GAP_S`` without one are returns."""
         ts = e.ts
         deliberate = e.kind in ("key", "scroll")
         hand = deliberate  # keys, wheel, clicks: what returns are made of (docs §2.1)
