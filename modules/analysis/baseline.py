@@ -181,13 +181,23 @@ class Baseline:
         self.flow_windows = self.flow_windows * keep + 1.0
         return True
 
-    def observe_rhythm(self, core_iki_ms: float, core_cv: float) -> bool:
-        """Add the core IKI and CV of a window reported as FLOW (the span its duty came from)."""
+    def observe_rhythm(self, core_iki_ms: float, core_cv: float, brisk: float = math.inf) -> bool:
+        """Add the core IKI and CV of a window reported as FLOW (the span its duty came from).
+        Once the rhythm is known, a span steadier than it and quicker and steadier by more than
+        ``brisk`` in all ((1 - IKI / theirs) + (1 - CV / theirs)) is not taken: a hyperfocus
+        session read as FLOW before the rhythm was known must not become it."""
         if not (
             math.isfinite(core_iki_ms)
             and core_iki_ms > 0
             and math.isfinite(core_cv)
             and core_cv > 0
+        ):
+            return False
+        rhythm = self.flow_rhythm
+        if (
+            rhythm is not None
+            and core_cv < rhythm[1]
+            and (1.0 - core_iki_ms / rhythm[0]) + (1.0 - core_cv / rhythm[1]) > brisk
         ):
             return False
         keep = 0.5 ** (1.0 / self.half_life_windows)

@@ -219,7 +219,8 @@ class WindowAnalyzer:
             self._window_end - self._pending_rhythm[0][0] >= RHYTHM_LEARN_DELAY_S
         ):
             _, core_ms, core_cv = self._pending_rhythm.popleft()
-            self.baseline.observe_rhythm(core_ms, core_cv)
+            # ... unless clearly brisker than the rhythm learnt by now (a session's start)
+            self.baseline.observe_rhythm(core_ms, core_cv, self.config.brisk_rhythm[0])
 
     def _drop_recent_rhythm(self) -> None:
         """Forget the pending rhythm observations of the last ``FLOW_LEARN_DELAY_S``."""

@@ -47,6 +47,9 @@ SIGNED_RAMPS = frozenset(
         "dense_hold_excess",
         "dense_settled_excess",
         "dense_rhythm",
+        "brisk_rhythm",
+        "brisk_steadier",
+        "brisk_excess",
     }
 )
 """Ramps over a signed quantity (the excess over the person's flow duty is negative when a
@@ -159,6 +162,9 @@ class AnalysisConfig:
     dense_hold_excess: Ramp = (0.1, 0.22)
     dense_settled_excess: Ramp = (-0.05, 0.08)
     dense_rhythm: Ramp = (0.02, 0.06)
+    brisk_rhythm: Ramp = (0.08, 0.14)
+    brisk_steadier: Ramp = (0.0, 0.02)
+    brisk_excess: Ramp = (-0.05, 0.05)
     dense_hold_app_share: Ramp = (0.6, 0.8)
     dense_app_share: Ramp = (0.85, 0.95)
     hop_spm: Ramp = (3.0, 6.0)
@@ -345,11 +351,20 @@ def _dense(
 def _brisker(x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float] | None) -> float:
     """Quicker and steadier than this person's flow: (1 - core IKI / theirs) + (1 - core CV /
     theirs) on ``dense_rhythm``; 1 (no say) while their flow rhythm is not known."""
+    gain = _gain(x, cfg, rhythm)
+    return 1.0 if gain is None else up(gain[0] + gain[1], cfg.dense_rhythm)
+
+
+def _gain(
+    x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float] | None
+) -> tuple[float, float] | None:
+    """How much quicker and how much steadier than this person's flow ``x`` is typed: (1 - core
+    IKI / theirs, 1 - core CV / theirs); None while their flow rhythm is not known or ``x`` has
+    too few typing intervals to tell."""
     if rhythm is None or x.iki_n < cfg.min_iki_samples or x.iki_core_ms <= 0:
-        return 1.0
+        return None
     iki, cv = rhythm
-    gain = (1.0 - x.iki_core_ms / iki) + (1.0 - x.iki_core_cv / cv)
-    return up(gain, cfg.dense_rhythm)
+    return 1.0 - x.iki_core_ms / iki, 1.0 - x.iki_core_cv / cv
 
 
 def _own_pace(x: WindowFeatures, cfg: AnalysisConfig, rhythm: tuple[float, float] | None) -> float:
@@ -434,6 +449,23 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         # resuming a session after a lighter stretch is staying, not a new onset
         brisker = 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm)
         dense_c = min(_dense(c, cfg, ctx.flow_duty), brisker)
+    gain = _gain(c, cfg, ctx.flow_rhythm)
+    if gain is not None and ctx.hyperfocus_s is None:
+        # ... or clearly quicker and steadier than their flow over the last minutes and no
+        # lighter: a new user's flow duty is still near the prior for a while, and a session
+        # no denser than that prior would hide (and be learnt as their flow) until then
+        dense_c = max(
+            dense_c,
+            min(
+                up(gain[0] + gain[1], cfg.brisk_rhythm),
+                up(gain[1], cfg.brisk_steadier),
+                up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
+                up(
+                    c.dominant_app_share,
+                    cfg.dense_hold_app_share if ctx.in_session else cfg.dense_app_share,
+                ),
+            ),
+        )
     onset = min(
         _dense(m, cfg, ctx.flow_duty),
         up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),

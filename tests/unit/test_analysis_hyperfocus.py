@@ -361,3 +361,101 @@ def test_the_flow_rhythm_is_confirmed_minutes_after_it_was_typed() -> None:
     rhythm = an.baseline.flow_rhythm
     assert rhythm is not None
     assert rhythm[0] == pytest.approx(sorted(cores)[len(cores) // 2], rel=0.1)
+
+
+def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfocus() -> None:
+    """SPEC §4: hyperfocus is flow that is denser *and steadier*.  A new user's flow duty is
+    judged against the population prior for their first minutes, so a session no denser than
+    that prior hides; once their flow rhythm is known, four minutes typed clearly quicker and
+    steadier than it (``brisk_rhythm`` on the gain, ``brisk_steadier`` on its CV part) and no
+    lighter than their flow (``brisk_excess``) are HYPERFOCUS as well (docs §3 dense).
+    Quicker alone (a thinker's tempo drifting up) is not steadier and stays FLOW, and so do a
+    lighter stretch and anything before the rhythm is known."""
+    from modules.analysis.features import WindowFeatures
+    from modules.analysis.rules import AnalysisConfig, Context, classify
+
+    cfg = AnalysisConfig()
+    rhythm = (200.0, 0.32)
+    flow_duty = 0.62
+    at_flow = WindowFeatures(
+        duration_s=240,
+        key_count=760,
+        iki_n=720,
+        keys_per_min=190,
+        iki_median_ms=195,
+        iki_rcv=0.35,
+        iki_core_ms=200.0,
+        iki_core_cv=0.32,
+        burst_mean_keys=40,
+        typing_duty=flow_duty,
+        dominant_app_share=1.0,
+        work_share=1.0,
+        quiet_tail_s=0.5,
+    )
+    brisk = dataclasses.replace(at_flow, iki_core_ms=182.0, iki_core_cv=0.30)  # -9 %, -6 %
+    quicker_only = dataclasses.replace(at_flow, iki_core_ms=170.0, iki_core_cv=0.325)
+    lighter = dataclasses.replace(brisk, typing_duty=0.5)
+
+    def state(long: WindowFeatures, **kw: object) -> S:
+        minute = dataclasses.replace(long, duration_s=60, key_count=190, iki_n=180)
+        ctx = Context(minute, long, 0.5, 1.3, flow_duty, **kw)  # type: ignore[arg-type]
+        return classify(minute, cfg, ctx).state
+
+    assert state(at_flow, flow_rhythm=rhythm) is S.FLOW
+    assert state(brisk, flow_rhythm=rhythm) is S.HYPERFOCUS
+    assert state(brisk, flow_rhythm=rhythm, in_session=True) is S.HYPERFOCUS  # resuming
+    assert state(brisk) is S.FLOW  # no rhythm learnt yet: density decides, and it is not denser
+    assert state(quicker_only, flow_rhythm=rhythm) is S.FLOW
+    assert state(lighter, flow_rhythm=rhythm) is S.FLOW
+    # documented switch: a ramp beyond any gain turns this way in off
+    cfg = AnalysisConfig(brisk_rhythm=(10.0, 10.0))
+    assert state(brisk, flow_rhythm=rhythm) is S.FLOW
+
+
+def test_a_clearly_brisker_observation_does_not_become_the_flow_rhythm() -> None:
+    """Once a rhythm is known, an observation quicker and steadier than it by ``brisk`` or more
+    is not taken (docs §3.1): a session misread as FLOW before the rhythm was known would
+    otherwise become the rhythm it is compared with.  Before that everything is taken."""
+    b = Baseline(rhythm_min_windows=18.0)
+    assert b.observe_rhythm(150.0, 0.28, brisk=0.08)  # nothing known yet: taken
+    for _ in range(20):
+        assert b.observe_rhythm(200.0, 0.32, brisk=0.08)
+    known, weight = b.flow_rhythm, b.rhythm_windows
+    assert known is not None
+    assert not b.observe_rhythm(182.0, 0.29, brisk=0.08)  # 9 % quicker, 9 % steadier
+    assert b.flow_rhythm == known and b.rhythm_windows == weight
+    assert b.observe_rhythm(170.0, 0.33, brisk=0.08)  # quicker, not steadier: a drift, taken
+    assert b.observe_rhythm(215.0, 0.34, brisk=0.08)  # slower: taken
+    assert b.observe_rhythm(182.0, 0.29)  # no limit given: taken
+
+
+def test_a_new_users_quicker_steadier_session_after_a_short_light_flow_is_seen() -> None:
+    """A new user whose flow is lighter than the population prior (0.7) and whose session is
+    quicker and steadier but only a little denser: four minutes of flow teach too little to
+    lower the flow duty, the session was read as FLOW for all of its half hour and learnt as
+    their flow.  Once the rhythm of the flow before it is known, the session is seen; the
+    light flow is never HYPERFOCUS."""
+    light_flow = dataclasses.replace(WORDS_FLOW, pause_s=3.0, think_p=0.4)
+    quicker = dataclasses.replace(
+        WORDS_HYPERFOCUS, iki_s=0.128, iki_cv=0.30, burst_keys=36, pause_s=2.4
+    )
+    for seed, iki in ((3, 1.0), (2, 0.7)):
+        sc = generate(
+            "quick",
+            (Segment(S.FLOW, 4, light_flow), Segment(S.HYPERFOCUS, 30, quicker)),
+            seed=seed,
+            start=DEFAULT_START + 4.0,
+            perturb=Perturb(iki=iki),
+        )
+        an = WindowAnalyzer()
+        flow_states, session = [], []
+        for b in windows(sc.raw_events(), sc.start, sc.end):
+            r = an.analyze(b.window_start, b.window_end, b.events)
+            if b.window_end < sc.truth[1].start:
+                flow_states.append(r.step.state)
+            elif b.window_end - sc.truth[1].start >= 60:
+                session.append(r.step.state)
+        assert S.HYPERFOCUS not in flow_states
+        share = session.count(S.HYPERFOCUS) / len(session)
+        assert share >= 0.5, (seed, iki, share)
+        assert session[-1] is S.HYPERFOCUS

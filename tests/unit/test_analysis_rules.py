@@ -189,6 +189,10 @@ def test_an_excess_ramp_may_start_below_the_persons_flow_duty() -> None:
     assert AnalysisConfig(dense_settled_excess=(-0.1, 0.05)).dense_settled_excess == (-0.1, 0.05)
     # the rhythm gain (quicker + steadier than the person's flow) is signed as well
     assert AnalysisConfig(dense_rhythm=(-0.02, 0.04)).dense_rhythm == (-0.02, 0.04)
+    assert AnalysisConfig(brisk_excess=(-0.1, 0.0)).brisk_excess == (-0.1, 0.0)
+    assert AnalysisConfig(brisk_steadier=(-0.01, 0.01)).brisk_steadier == (-0.01, 0.01)
+    with pytest.raises(ValueError, match=r"analysis\.brisk_rhythm must be a ramp"):
+        AnalysisConfig(brisk_rhythm=(0.1, float("nan")))
     with pytest.raises(ValueError, match="baseline_rhythm_windows must be a positive number"):
         AnalysisConfig(baseline_rhythm_windows=0)
 
