@@ -48,6 +48,7 @@ SIGNED_RAMPS = frozenset(
         "dense_settled_excess",
         "dense_rhythm",
         "brisk_rhythm",
+        "brisk_hold_rhythm",
         "brisk_steadier",
         "brisk_excess",
     }
@@ -163,6 +164,7 @@ class AnalysisConfig:
     dense_settled_excess: Ramp = (-0.05, 0.08)
     dense_rhythm: Ramp = (0.02, 0.06)
     brisk_rhythm: Ramp = (0.08, 0.14)
+    brisk_hold_rhythm: Ramp = (0.12, 0.18)
     brisk_steadier: Ramp = (0.0, 0.02)
     brisk_excess: Ramp = (-0.05, 0.05)
     dense_hold_app_share: Ramp = (0.6, 0.8)
@@ -450,19 +452,22 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         brisker = 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm)
         dense_c = min(_dense(c, cfg, ctx.flow_duty), brisker)
     gain = _gain(c, cfg, ctx.flow_rhythm)
-    if gain is not None and ctx.hyperfocus_s is None:
+    if gain is not None:
         # ... or clearly quicker and steadier than their flow over the last minutes and no
         # lighter: a new user's flow duty is still near the prior for a while, and a session
-        # no denser than that prior would hide (and be learnt as their flow) until then
+        # no denser than that prior would hide (and be learnt as their flow) until then.
+        # Staying by rhythm alone takes a clearly brisker rhythm still (the density hold is
+        # there as well): the end of a dense flow stretch misread as a session is not held
+        staying = ctx.hyperfocus_s is not None
         dense_c = max(
             dense_c,
             min(
-                up(gain[0] + gain[1], cfg.brisk_rhythm),
+                up(gain[0] + gain[1], cfg.brisk_hold_rhythm if staying else cfg.brisk_rhythm),
                 up(gain[1], cfg.brisk_steadier),
                 up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
                 up(
                     c.dominant_app_share,
-                    cfg.dense_hold_app_share if ctx.in_session else cfg.dense_app_share,
+                    cfg.dense_hold_app_share if staying or ctx.in_session else cfg.dense_app_share,
                 ),
             ),
         )

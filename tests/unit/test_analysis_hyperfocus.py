@@ -368,7 +368,8 @@ def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfoc
     judged against the population prior for their first minutes, so a session no denser than
     that prior hides; once their flow rhythm is known, four minutes typed clearly quicker and
     steadier than it (``brisk_rhythm`` on the gain, ``brisk_steadier`` on its CV part) and no
-    lighter than their flow (``brisk_excess``) are HYPERFOCUS as well (docs §3 dense).
+    lighter than their flow (``brisk_excess``) are HYPERFOCUS as well (docs §3 dense); staying
+    so takes a clearly brisker rhythm (``brisk_hold_rhythm``).
     Quicker alone (a thinker's tempo drifting up) is not steadier and stays FLOW, and so do a
     lighter stretch and anything before the rhythm is known."""
     from modules.analysis.features import WindowFeatures
@@ -395,6 +396,8 @@ def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfoc
     brisk = dataclasses.replace(at_flow, iki_core_ms=182.0, iki_core_cv=0.30)  # -9 %, -6 %
     quicker_only = dataclasses.replace(at_flow, iki_core_ms=170.0, iki_core_cv=0.325)
     lighter = dataclasses.replace(brisk, typing_duty=0.5)
+    slightly = dataclasses.replace(at_flow, iki_core_ms=186.0, iki_core_cv=0.305)  # gain 0.12
+    very = dataclasses.replace(at_flow, iki_core_ms=170.0, iki_core_cv=0.29)  # gain 0.24
 
     def state(long: WindowFeatures, **kw: object) -> S:
         minute = dataclasses.replace(long, duration_s=60, key_count=190, iki_n=180)
@@ -407,6 +410,12 @@ def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfoc
     assert state(brisk) is S.FLOW  # no rhythm learnt yet: density decides, and it is not denser
     assert state(quicker_only, flow_rhythm=rhythm) is S.FLOW
     assert state(lighter, flow_rhythm=rhythm) is S.FLOW
+    # staying on rhythm alone (no denser than the density hold asks) takes a clearly brisker
+    # one (``brisk_hold_rhythm``): the end of a dense flow stretch misread as a session is not
+    # held by it
+    assert state(slightly, flow_rhythm=rhythm) is S.HYPERFOCUS
+    assert state(slightly, flow_rhythm=rhythm, hyperfocus_s=60.0) is S.FLOW
+    assert state(very, flow_rhythm=rhythm, hyperfocus_s=60.0) is S.HYPERFOCUS
     # documented switch: a ramp beyond any gain turns this way in off
     cfg = AnalysisConfig(brisk_rhythm=(10.0, 10.0))
     assert state(brisk, flow_rhythm=rhythm) is S.FLOW
