@@ -25,6 +25,8 @@ from hw_sim.scenarios import (
 )
 from modules.analysis import WindowAnalyzer
 from modules.analysis.baseline import Baseline
+from modules.analysis.features import WindowFeatures
+from modules.analysis.rules import AnalysisConfig, Context, classify
 
 S = FocusState
 
@@ -58,6 +60,37 @@ def _run(
             )
         )
     return out, sc.truth[1].start
+
+
+def _at_rhythm(keys_per_min: int, burst_mean_keys: int, typing_duty: float) -> WindowFeatures:
+    """Four minutes in one work app typed at the rhythm (200 ms, CV 0.32) the rhythm tests give
+    as the person's flow rhythm."""
+    return WindowFeatures(
+        duration_s=240,
+        key_count=4 * keys_per_min,
+        iki_n=4 * keys_per_min - 40,
+        keys_per_min=keys_per_min,
+        iki_median_ms=195,
+        iki_rcv=0.35,
+        iki_core_ms=200.0,
+        iki_core_cv=0.32,
+        burst_mean_keys=burst_mean_keys,
+        typing_duty=typing_duty,
+        dominant_app_share=1.0,
+        work_share=1.0,
+        quiet_tail_s=0.5,
+    )
+
+
+def _rhythm_state(
+    cfg: AnalysisConfig, long: WindowFeatures, flow_duty: float, **kw: object
+) -> FocusState:
+    """The state of the last minute of ``long`` (typed like it), with ``kw`` as the rest of the
+    context (``flow_rhythm``, ``in_session``, ``hyperfocus_s``)."""
+    keys = round(long.keys_per_min)
+    minute = dataclasses.replace(long, duration_s=60, key_count=keys, iki_n=keys - 10)
+    ctx = Context(minute, long, 0.5, 1.3, flow_duty, **kw)  # type: ignore[arg-type]
+    return classify(minute, cfg, ctx).state
 
 
 def test_the_baseline_learns_nothing_while_in_hyperfocus() -> None:
@@ -136,8 +169,6 @@ def test_a_trip_to_the_terminal_does_not_end_a_hyperfocus_session() -> None:
     """Entering hyperfocus wants the last minutes in one app (dense_app_share); staying in it
     tolerates a trip away (dense_hold_app_share): a 100-minute session broke into FLOW for 80 s
     on such a trip and its 90-minute clock restarted."""
-    from modules.analysis.features import WindowFeatures
-    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     dense = WindowFeatures(
         duration_s=240,
@@ -165,8 +196,6 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     the person's flow does not end the session (an independent 210 ms typist's 100-minute session
     dipped to 0.72-0.74 duty against a flow duty of 0.7 and was FLOW a third of the time); in the
     first minutes of HYPERFOCUS, and outside it, the same stretch is FLOW."""
-    from modules.analysis.features import WindowFeatures
-    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     cfg = AnalysisConfig()
     flow_duty = 0.7
@@ -207,7 +236,6 @@ def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> 
     on the independent family such stretches taught a 170 ms typist a flow duty of 0.62 instead of
     0.66, and their real flow then read as HYPERFOCUS."""
     from modules.analysis.engine import FLOW_LEARN_DELAY_S
-    from modules.analysis.rules import AnalysisConfig
 
     sc = generate(
         "blip",
@@ -265,32 +293,14 @@ def test_a_dense_stretch_at_the_persons_flow_rhythm_is_flow_a_quicker_steadier_o
     the same flow) does not enter HYPERFOCUS; the same density typed quicker and steadier does.
     Without a learnt rhythm density alone decides, and resuming a session from a lighter
     stretch (``in_session``) or staying in one is never held back by it."""
-    from modules.analysis.features import WindowFeatures
-    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     cfg = AnalysisConfig()
     rhythm = (200.0, 0.32)
-    dense = WindowFeatures(
-        duration_s=240,
-        key_count=1100,
-        iki_n=1050,
-        keys_per_min=275,
-        iki_median_ms=195,
-        iki_rcv=0.35,
-        iki_core_ms=200.0,
-        iki_core_cv=0.32,
-        burst_mean_keys=60,
-        typing_duty=0.85,
-        dominant_app_share=1.0,
-        work_share=1.0,
-        quiet_tail_s=0.5,
-    )
+    dense = _at_rhythm(keys_per_min=275, burst_mean_keys=60, typing_duty=0.85)
     quicker = dataclasses.replace(dense, iki_core_ms=188.0, iki_core_cv=0.305)  # -6 %, -5 %
 
     def state(long: WindowFeatures, **kw: object) -> S:
-        minute = dataclasses.replace(long, duration_s=60, key_count=275, iki_n=260)
-        ctx = Context(minute, long, 0.5, 1.3, 0.65, **kw)  # type: ignore[arg-type]
-        return classify(minute, cfg, ctx).state
+        return _rhythm_state(cfg, long, 0.65, **kw)
 
     assert state(dense, flow_rhythm=rhythm) is S.FLOW
     assert state(quicker, flow_rhythm=rhythm) is S.HYPERFOCUS
@@ -372,27 +382,11 @@ def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfoc
     so takes a clearly brisker rhythm (``brisk_hold_rhythm``).
     Quicker alone (a thinker's tempo drifting up) is not steadier and stays FLOW, and so do a
     lighter stretch and anything before the rhythm is known."""
-    from modules.analysis.features import WindowFeatures
-    from modules.analysis.rules import AnalysisConfig, Context, classify
 
     cfg = AnalysisConfig()
     rhythm = (200.0, 0.32)
     flow_duty = 0.62
-    at_flow = WindowFeatures(
-        duration_s=240,
-        key_count=760,
-        iki_n=720,
-        keys_per_min=190,
-        iki_median_ms=195,
-        iki_rcv=0.35,
-        iki_core_ms=200.0,
-        iki_core_cv=0.32,
-        burst_mean_keys=40,
-        typing_duty=flow_duty,
-        dominant_app_share=1.0,
-        work_share=1.0,
-        quiet_tail_s=0.5,
-    )
+    at_flow = _at_rhythm(keys_per_min=190, burst_mean_keys=40, typing_duty=flow_duty)
     brisk = dataclasses.replace(at_flow, iki_core_ms=182.0, iki_core_cv=0.30)  # -9 %, -6 %
     quicker_only = dataclasses.replace(at_flow, iki_core_ms=170.0, iki_core_cv=0.325)
     lighter = dataclasses.replace(brisk, typing_duty=0.5)
@@ -400,9 +394,7 @@ def test_a_quicker_steadier_stretch_no_lighter_than_the_persons_flow_is_hyperfoc
     very = dataclasses.replace(at_flow, iki_core_ms=170.0, iki_core_cv=0.29)  # gain 0.24
 
     def state(long: WindowFeatures, **kw: object) -> S:
-        minute = dataclasses.replace(long, duration_s=60, key_count=190, iki_n=180)
-        ctx = Context(minute, long, 0.5, 1.3, flow_duty, **kw)  # type: ignore[arg-type]
-        return classify(minute, cfg, ctx).state
+        return _rhythm_state(cfg, long, flow_duty, **kw)
 
     assert state(at_flow, flow_rhythm=rhythm) is S.FLOW
     assert state(brisk, flow_rhythm=rhythm) is S.HYPERFOCUS
