@@ -161,7 +161,7 @@ class AnalysisConfig:
     dense_excess: Ramp = (0.22, 0.4)
     dense_onset_excess: Ramp = (0.15, 0.3)
     dense_hold_excess: Ramp = (0.1, 0.22)
-    dense_settled_excess: Ramp = (-0.05, 0.08)
+    dense_settled_excess: Ramp = (-0.15, 0.0)
     dense_rhythm: Ramp = (0.02, 0.06)
     brisk_rhythm: Ramp = (0.08, 0.14)
     brisk_hold_rhythm: Ramp = (0.12, 0.18)

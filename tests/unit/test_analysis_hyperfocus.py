@@ -195,7 +195,8 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     """After ``hyperfocus_settled_s`` in HYPERFOCUS, a slower stretch only a little denser than
     the person's flow does not end the session (an independent 210 ms typist's 100-minute session
     dipped to 0.72-0.74 duty against a flow duty of 0.7 and was FLOW a third of the time); in the
-    first minutes of HYPERFOCUS, and outside it, the same stretch is FLOW."""
+    first minutes of HYPERFOCUS, and outside it, the same stretch is FLOW. A settled session
+    holds even at the person's flow density and ends only when clearly lighter."""
 
     cfg = AnalysisConfig()
     flow_duty = 0.7
@@ -222,12 +223,31 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     assert state(3600.0) is S.HYPERFOCUS
     assert state(cfg.hyperfocus_settled_s - 10) is S.FLOW
     assert state(None) is S.FLOW
-    # at the person's own flow density even a settled session is over
-    flow_like = dataclasses.replace(slower, typing_duty=flow_duty)
+    # a settled session holds at the person's own flow density (a new user's session dipped to
+    # it once its duty became the flow duty learnt from four minutes of flow) ...
+    assert _settled_state(cfg, minute, slower, flow_duty, flow_duty) is S.HYPERFOCUS
+    # ... and is over when the last four minutes are clearly lighter than their flow
+    lighter = flow_duty - 0.16 * (1.0 - flow_duty)
+    assert _settled_state(cfg, minute, slower, flow_duty, lighter) is S.FLOW
+
+
+def _settled_state(
+    cfg: AnalysisConfig,
+    minute: WindowFeatures,
+    span: WindowFeatures,
+    flow_duty: float,
+    duty: float,
+) -> FocusState:
+    """The state an hour into HYPERFOCUS when the last minute and four minutes have ``duty``."""
     ctx = Context(
-        dataclasses.replace(minute, typing_duty=flow_duty), flow_like, 0.5, 1.0, flow_duty, 3600.0
+        dataclasses.replace(minute, typing_duty=duty),
+        dataclasses.replace(span, typing_duty=duty),
+        0.5,
+        1.0,
+        flow_duty,
+        3600.0,
     )
-    assert classify(ctx.medium, cfg, ctx).state is S.FLOW
+    return classify(ctx.medium, cfg, ctx).state
 
 
 def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> None:
