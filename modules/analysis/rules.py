@@ -112,8 +112,13 @@ class AnalysisConfig:
     has not become ordinary work (into FLOW or IDLE it is the usual need)."""
     evidence_decay: float = 0.3
     """Evidence for other states is multiplied by this on every window (0-1)."""
-    blip_s: float = 60.0
-    """A state left and re-entered within this keeps its time in state (docs §5)."""
+    blip_s: float = 90.0
+    """A state left and re-entered within this keeps its time in state (docs §5): a minute
+    away shows as up to a minute and a half of another state (leaving is seen sooner than
+    coming back)."""
+    session_break_s: float = 60.0
+    """A stay longer than this in anything but FLOW or HYPERFOCUS ends a hyperfocus session
+    (docs §5)."""
     hyperfocus_blip_s: float = 600.0
     """HYPERFOCUS re-entered within this after a lighter stretch of FLOW keeps its time in
     state: one session at two depths (docs §5)."""
@@ -596,7 +601,8 @@ class StateTracker:
     leave_distracted_evidence: float = 2.8
     evidence_decay: float = 0.3
     change_min_confidence: float = 0.3
-    blip_s: float = 60.0
+    blip_s: float = 90.0
+    session_break_s: float = 60.0
     hyperfocus_blip_s: float = 600.0
     hyperfocus_settled_s: float = 600.0
     reset_gap_s: float = 120.0
@@ -610,8 +616,8 @@ class StateTracker:
     entered: float = 0.0
     """When the current stay began (``since`` may be earlier, by the blip rules)."""
     session: tuple[float, float] | None = None
-    """(since, left at) of the last HYPERFOCUS stay while only FLOW (or blips of at most
-    ``blip_s``) followed it: the session the hyperfocus blip rule may resume."""
+    """(since, left at) of the last HYPERFOCUS stay while only FLOW (or stays elsewhere of at
+    most ``session_break_s``) followed it: the session the hyperfocus blip rule may resume."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> StateTracker:
@@ -624,6 +630,7 @@ class StateTracker:
             evidence_decay=cfg.evidence_decay,
             change_min_confidence=cfg.change_min_confidence,
             blip_s=cfg.blip_s,
+            session_break_s=cfg.session_break_s,
             hyperfocus_blip_s=cfg.hyperfocus_blip_s,
             hyperfocus_settled_s=cfg.hyperfocus_settled_s,
             reset_gap_s=cfg.reset_gap_s,
@@ -661,8 +668,8 @@ class StateTracker:
             self.left[leaving] = (self.since, at)
             if leaving is FocusState.HYPERFOCUS:
                 self.session = (self.since, at)
-            elif leaving is not FocusState.FLOW and at - self.entered > self.blip_s:
-                self.session = None  # more than a blip away from focus: the session ended
+            elif leaving is not FocusState.FLOW and at - self.entered > self.session_break_s:
+                self.session = None  # a real break away from focus: the session ended
         back = self.left.get(state)
         # FLOW back from a deeper stretch (HYPERFOCUS) is the same focus: its clock runs on
         deeper_and_back = leaving is FocusState.HYPERFOCUS and state is FocusState.FLOW

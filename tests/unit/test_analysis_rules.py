@@ -299,7 +299,8 @@ def test_hyperfocus_is_entered_slower_and_left_for_flow_slower_still() -> None:
 
 
 def test_a_short_excursion_keeps_the_time_in_state() -> None:
-    """blip_s (60 s): away and back within a minute continues the clock; longer restarts it."""
+    """blip_s (90 s): away and back within a minute and a half continues the clock (a minute
+    away in fact is up to that much of another state); longer restarts it."""
     t = StateTracker()
     steps = [t.update(10.0 * (i + 1), cls(s, 1.0)) for i, s in enumerate(
         [S.FLOW] * 20 + [S.NEUTRAL] * 4 + [S.FLOW] * 3
@@ -309,11 +310,15 @@ def test_a_short_excursion_keeps_the_time_in_state() -> None:
     assert left.transition is not None and left.time_in_state_s == 0.0
     assert back.transition is not None and back.transition.current is S.FLOW
     assert back.time_in_state_s == 250.0  # since the first window, the excursion included
-    t2 = StateTracker()
-    steps2 = [t2.update(10.0 * (i + 1), cls(s, 1.0)) for i, s in enumerate(
-        [S.FLOW] * 20 + [S.NEUTRAL] * 8 + [S.FLOW] * 3
-    )]  # fmt: skip
-    assert steps2[-2].state is S.FLOW and steps2[-2].time_in_state_s == 0.0
+    # 80 s of NEUTRAL keeps the clock too; 110 s restarts it
+    for away, kept in ((8, True), (11, False)):
+        t2 = StateTracker()
+        steps2 = [t2.update(10.0 * (i + 1), cls(s, 1.0)) for i, s in enumerate(
+            [S.FLOW] * 20 + [S.NEUTRAL] * away + [S.FLOW] * 3
+        )]  # fmt: skip
+        assert [s.state for s in steps2].count(S.NEUTRAL) == away
+        assert steps2[-2].state is S.FLOW
+        assert (steps2[-2].time_in_state_s > 0.0) is kept, away
 
 
 def test_duplicate_or_older_windows_are_ignored() -> None:
@@ -405,6 +410,17 @@ def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock()
     steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
     assert S.NEUTRAL in {s.state for s in steps}
     assert steps[-1].time_in_state_s == 10.0 * (len(steps) - 1)
+
+    # 80 s of NEUTRAL (over session_break_s, within blip_s) ends the session, though FLOW's own
+    # clock runs on through it
+    t = StateTracker()
+    seq = [*hf, *flow[:15], *[S.NEUTRAL] * 8, *flow[:15], *hf]
+    steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate(seq)]
+    states = [s.state for s in steps]
+    assert states.count(S.NEUTRAL) == 8
+    back_in_flow = next(s for s in steps if s.transition and s.transition.previous is S.NEUTRAL)
+    assert back_in_flow.time_in_state_s > 100.0
+    assert steps[-1].state is S.HYPERFOCUS and steps[-1].time_in_state_s < 300.0
 
 
 def test_flow_after_a_settled_session_stays_a_lighter_stretch_of_it_until_a_real_break() -> None:
