@@ -381,8 +381,8 @@ def test_hopping_over_the_last_minutes_holds_distracted_through_a_slower_minute(
 
 def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock() -> None:
     """hyperfocus_blip_s (600 s): HYPERFOCUS -> FLOW -> HYPERFOCUS within ten minutes, with
-    nothing but FLOW (or blips of at most blip_s) between, resumes the session's clock; a longer
-    stretch, or real time away from focus, starts a new session."""
+    nothing but FLOW (or stays elsewhere of at most session_break_s) between, resumes the
+    session's clock; a longer stretch, or real time away from focus, starts a new session."""
     hf, flow, neutral = [S.HYPERFOCUS] * 30, [S.FLOW] * 30, [S.NEUTRAL] * 12
     t = StateTracker()
     steps = [t.update(10.0 * (i + 1), cls(s)) for i, s in enumerate([*hf, *flow, *hf])]
@@ -426,9 +426,9 @@ def test_a_lighter_stretch_of_flow_inside_a_hyperfocus_session_keeps_its_clock()
 def test_flow_after_a_settled_session_stays_a_lighter_stretch_of_it_until_a_real_break() -> None:
     """in_session (docs §5): FLOW within hyperfocus_blip_s of leaving HYPERFOCUS is a lighter
     stretch of the session; after a session that lasted hyperfocus_settled_s it stays one until
-    a real break (more than blip_s of anything but FLOW) — a session misread as FLOW for longer
-    than ten minutes was learnt as the person's flow and never came back (holdout family). A
-    short session's stretch ends after hyperfocus_blip_s as before."""
+    a real break (more than session_break_s of anything but FLOW) — a session misread as FLOW
+    for longer than ten minutes was learnt as the person's flow and never came back (holdout
+    family). A short session's stretch ends after hyperfocus_blip_s as before."""
     flow = [S.FLOW] * 70  # 11 min 40 s
 
     def stretch(hf_windows: int, after: list[S]) -> list[bool]:
