@@ -35,7 +35,9 @@ Scoring (issue 8):
   window ending after it whose ``state`` is the new one (a change never reported before the
   segment ends counts as infinitely late; p90 is then ``null`` if more than 10 % were missed; a
   segment the replay cut no window in, a trace ending in silence, is counted apart as
-  ``changes_without_windows``);
+  ``changes_without_windows``); ``latency_raw_p90_s`` the same for the first window whose
+  ``raw_state`` (the one window's classification, before the stability rules) is the new one,
+  when the replay prints it — the difference is what the stability rules add;
 * ``flow15_rate``: share of 40-minute flow segments with an unbroken FLOW time in state of
   >= 15 min; ``hyperfocus90_rate``: share of 100-minute hyperfocus segments reaching 90 min.
   Time in state is ``time_in_state_s`` from the replay (or, without it, the length of the run of
@@ -335,6 +337,7 @@ class Tally:
     confusion: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     activity: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    raw_delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     unobserved: Counter[str] = field(default_factory=Counter)
     flaps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     flow15: list[bool] = field(default_factory=list)
@@ -376,6 +379,11 @@ class Tally:
                 continue
             hit = next((w for w in ws if s0 < w["window_end"] <= s1 and w["state"] == state), None)
             self.delays[state].append(hit["window_end"] - s0 if hit else math.inf)
+            if all("raw_state" in w for w in ws):  # the same for the raw (one-window) state
+                raw = next(
+                    (w for w in ws if s0 < w["window_end"] <= s1 and w["raw_state"] == state), None
+                )
+                self.raw_delays[state].append(raw["window_end"] - s0 if raw else math.inf)
         # steady segments: state changes per hour
         if case.script in STEADY:
             state = STEADY[case.script]
@@ -445,6 +453,9 @@ class Tally:
             ),
             "latency_p90_s": {s: _p(self.delays[s], 0.9) for s in STATES if self.delays[s]},
             "latency_median_s": {s: _p(self.delays[s], 0.5) for s in STATES if self.delays[s]},
+            "latency_raw_p90_s": {
+                s: _p(self.raw_delays[s], 0.9) for s in STATES if self.raw_delays[s]
+            },
             "changes": {s: len(self.delays[s]) for s in STATES if self.delays[s]},
             "missed_changes": {
                 s: sum(math.isinf(d) for d in self.delays[s]) for s in STATES if self.delays[s]

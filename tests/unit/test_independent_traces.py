@@ -248,6 +248,22 @@ def test_scoring_counts_windows_inside_one_segment_from_60_s_on() -> None:
     assert r["latency_p90_s"]["IDLE"] == 10.0 and r["missed_changes"]["IDLE"] == 0
 
 
+def test_scoring_the_raw_state_s_latency_apart_from_the_reported_one() -> None:
+    # the raw state shows IDLE from the first window after the change, the state two later
+    truth = [(1000.0, 1120.0, "FLOW", "flow"), (1120.0, 1300.0, "IDLE", "idle")]
+    case = _case("x", truth, ["FLOW"] * 14 + ["IDLE"] * 16)
+    for i, w in enumerate(case.windows):
+        w["raw_state"] = "IDLE" if i >= 12 else "FLOW"
+    tally = Tally()
+    tally.add(case, 30.0)
+    r = tally.report()
+    assert r["latency_raw_p90_s"]["IDLE"] == 10.0 and r["latency_p90_s"]["IDLE"] == 30.0
+    # a replay that does not print raw_state: no raw latency at all, not a wrong one
+    tally = Tally()
+    tally.add(_case("x", truth, ["FLOW"] * 14 + ["IDLE"] * 16), 30.0)
+    assert tally.report()["latency_raw_p90_s"] == {}
+
+
 def test_scoring_a_missed_change_is_infinitely_late() -> None:
     truth = [(1000.0, 1100.0, "FLOW", "flow"), (1100.0, 1400.0, "DISTRACTED", "distracted")]
     tally = Tally()
