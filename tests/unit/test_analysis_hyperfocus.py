@@ -215,9 +215,18 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     )
     minute = dataclasses.replace(slower, duration_s=60, key_count=250, iki_n=240)
 
-    def state(hyperfocus_s: float | None) -> S:
-        ctx = Context(minute, slower, 0.5, 1.0, flow_duty, hyperfocus_s)
-        return classify(minute, cfg, ctx).state
+    def state(hyperfocus_s: float | None, duty: float = slower.typing_duty) -> S:
+        """The state with ``hyperfocus_s`` in HYPERFOCUS when the last minute and the last
+        four minutes have ``duty``."""
+        ctx = Context(
+            dataclasses.replace(minute, typing_duty=duty),
+            dataclasses.replace(slower, typing_duty=duty),
+            0.5,
+            1.0,
+            flow_duty,
+            hyperfocus_s,
+        )
+        return classify(ctx.medium, cfg, ctx).state
 
     assert state(cfg.hyperfocus_settled_s) is S.HYPERFOCUS
     assert state(3600.0) is S.HYPERFOCUS
@@ -225,29 +234,9 @@ def test_a_settled_session_keeps_through_a_stretch_at_the_persons_flow_density()
     assert state(None) is S.FLOW
     # a settled session holds at the person's own flow density (a new user's session dipped to
     # it once its duty became the flow duty learnt from four minutes of flow) ...
-    assert _settled_state(cfg, minute, slower, flow_duty, flow_duty) is S.HYPERFOCUS
+    assert state(3600.0, flow_duty) is S.HYPERFOCUS
     # ... and is over when the last four minutes are clearly lighter than their flow
-    lighter = flow_duty - 0.16 * (1.0 - flow_duty)
-    assert _settled_state(cfg, minute, slower, flow_duty, lighter) is S.FLOW
-
-
-def _settled_state(
-    cfg: AnalysisConfig,
-    minute: WindowFeatures,
-    span: WindowFeatures,
-    flow_duty: float,
-    duty: float,
-) -> FocusState:
-    """The state an hour into HYPERFOCUS when the last minute and four minutes have ``duty``."""
-    ctx = Context(
-        dataclasses.replace(minute, typing_duty=duty),
-        dataclasses.replace(span, typing_duty=duty),
-        0.5,
-        1.0,
-        flow_duty,
-        3600.0,
-    )
-    return classify(ctx.medium, cfg, ctx).state
+    assert state(3600.0, flow_duty - 0.16 * (1.0 - flow_duty)) is S.FLOW
 
 
 def test_a_short_flow_run_that_ends_in_ordinary_work_is_not_learnt_as_flow() -> None:
