@@ -266,6 +266,8 @@ class Classification:
     margin: float | None = None
     """Best − ½·second best over all six states (FLOW and HYPERFOCUS compete here); decides
     whether the window may propose a change.  None: same as ``confidence``."""
+    terms: tuple[tuple[str, float], ...] = ()
+    """The named rule terms the scores were made of (docs/ANALYSIS.md §8, ``--explain``)."""
 
     @property
     def decisiveness(self) -> float:
@@ -406,42 +408,79 @@ def _engaged(x: WindowFeatures, cfg: AnalysisConfig) -> float:
     )
 
 
+class _Terms:
+    """The named terms a window's scores are made of, in the order they are computed (for
+    ``skelly replay --explain``, docs/ANALYSIS.md §8): ``all`` is a min of conditions,
+    ``any`` a max of alternatives, each part recorded as ``name.part``."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, float]] = []
+
+    def all(self, name: str, **parts: float) -> float:
+        return self._add(name, min(parts.values()), parts)
+
+    def any(self, name: str, **parts: float) -> float:
+        return self._add(name, max(parts.values()), parts)
+
+    def one(self, name: str, value: float) -> float:
+        self.items.append((name, value))
+        return value
+
+    def _add(self, name: str, value: float, parts: dict[str, float]) -> float:
+        self.items.append((name, value))
+        self.items.extend((f"{name}.{k}", v) for k, v in parts.items())
+        return value
+
+
 def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None) -> Classification:
     """Score the six states for one window (docs/ANALYSIS.md §3).  Without ``ctx`` the window
-    is its own context (a reference typist, silence = the window's quiet tail)."""
+    is its own context (a reference typist, silence = the window's quiet tail).  The named
+    terms behind the scores are kept in :attr:`Classification.terms`."""
     if ctx is None:
         ctx = Context(f, f, f.quiet_tail_s, 1.0, cfg.baseline_flow_duty)
     m, c, k = ctx.medium, ctx.long, ctx.scale
+    t = _Terms()
     # FLOW / HYPERFOCUS: steady typing at the person's pace in one app, keyboard work, settled
     # settled in one app: over the last minute, or over the last minutes with trips and back
-    settled = max(
-        up(m.dominant_app_share, cfg.settled_app_share),
-        up(c.dominant_app_share, cfg.settled_long_share),
+    settled = t.any(
+        "settled",
+        minute=up(m.dominant_app_share, cfg.settled_app_share),
+        minutes=up(c.dominant_app_share, cfg.settled_long_share),
     )
-    flow_now = min(
-        _focused_typing(m, cfg, k),
-        up(m.dominant_app_share, cfg.one_app_share),
-        down(m.pointer_frac, cfg.flow_pointer),
-        down(_non_work(m), cfg.flow_non_work),
-        settled,
+    flow_now = t.all(
+        "flow_now",
+        typing=_focused_typing(m, cfg, k),
+        one_app=up(m.dominant_app_share, cfg.one_app_share),
+        pointer=down(m.pointer_frac, cfg.flow_pointer),
+        non_work=down(_non_work(m), cfg.flow_non_work),
+        settled=settled,
     )
     # a thinking pause inside focused work: the last minutes were focused typing and nothing
     # in the last minute says otherwise (no pointer work, no switching, not mostly in mail or
     # chat); silence ends it (IDLE)
-    flow_held = min(
-        _sustained_typing(c, cfg, k),
-        up(c.dominant_app_share, cfg.one_app_share),
-        down(c.pointer_frac, cfg.flow_pointer),
-        down(_non_work(c), cfg.flow_non_work),
-        up(c.dominant_app_share, cfg.settled_app_share),
-        down(m.pointer_frac, cfg.hold_pointer),
-        down(m.new_switches_per_min, cfg.hold_spm),
-        down(_non_work(m), cfg.flow_non_work),
-        up(ctx.watched_s, (HELD_WATCHED[0] * cfg.context_s, HELD_WATCHED[1] * cfg.context_s)),
+    flow_held = t.all(
+        "flow_held",
+        typing=_sustained_typing(c, cfg, k),
+        one_app=up(c.dominant_app_share, cfg.one_app_share),
+        pointer=down(c.pointer_frac, cfg.flow_pointer),
+        non_work=down(_non_work(c), cfg.flow_non_work),
+        settled=up(c.dominant_app_share, cfg.settled_app_share),
+        minute_pointer=down(m.pointer_frac, cfg.hold_pointer),
+        minute_switches=down(m.new_switches_per_min, cfg.hold_spm),
+        minute_non_work=down(_non_work(m), cfg.flow_non_work),
+        watched=up(
+            ctx.watched_s, (HELD_WATCHED[0] * cfg.context_s, HELD_WATCHED[1] * cfg.context_s)
+        ),
     )
     # ... and, once the person's flow rhythm is known, typing in the last minute not much
     # slower than it: a fluent reply at ordinary pace after flow is ordinary work
-    flow_core = min(max(flow_now, flow_held), _own_pace(m, cfg, ctx.flow_rhythm))
+    flow_core = t.all(
+        "flow_core",
+        focused=max(flow_now, flow_held),
+        own_pace=_own_pace(m, cfg, ctx.flow_rhythm),
+    )
     # denser than this person's flow over the last minutes, or over the last minute while the
     # last minutes are already on their way there (a session's onset)
     if ctx.hyperfocus_s is not None:  # staying takes less than entering (a trip included)
@@ -450,12 +489,14 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
             if ctx.hyperfocus_s >= cfg.hyperfocus_settled_s
             else cfg.dense_hold_excess
         )
-        dense_c = _dense(c, cfg, ctx.flow_duty, hold, cfg.dense_hold_app_share)
+        dense_c = t.one(
+            "dense_minutes", _dense(c, cfg, ctx.flow_duty, hold, cfg.dense_hold_app_share)
+        )
         brisker = 1.0
     else:
         # resuming a session after a lighter stretch is staying, not a new onset
-        brisker = 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm)
-        dense_c = min(_dense(c, cfg, ctx.flow_duty), brisker)
+        brisker = t.one("brisker", 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm))
+        dense_c = t.one("dense_minutes", min(_dense(c, cfg, ctx.flow_duty), brisker))
     gain = _gain(c, cfg, ctx.flow_rhythm)
     if gain is not None:
         # ... or clearly quicker and steadier than their flow over the last minutes and no
@@ -466,56 +507,78 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         staying = ctx.hyperfocus_s is not None
         dense_c = max(
             dense_c,
-            min(
-                up(gain[0] + gain[1], cfg.brisk_hold_rhythm if staying else cfg.brisk_rhythm),
-                up(gain[1], cfg.brisk_steadier),
-                up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
-                up(
+            t.all(
+                "brisk_minutes",
+                rhythm=up(
+                    gain[0] + gain[1], cfg.brisk_hold_rhythm if staying else cfg.brisk_rhythm
+                ),
+                steadier=up(gain[1], cfg.brisk_steadier),
+                density=up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
+                one_app=up(
                     c.dominant_app_share,
                     cfg.dense_hold_app_share if staying or ctx.in_session else cfg.dense_app_share,
                 ),
             ),
         )
-    onset = min(
-        _dense(m, cfg, ctx.flow_duty),
-        up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),
-        brisker,
+    onset = t.all(
+        "onset",
+        minute=_dense(m, cfg, ctx.flow_duty),
+        minutes=up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),
+        brisker=brisker,
     )
-    dense = max(dense_c, onset)
+    dense = t.one("dense", max(dense_c, onset))
     hyperfocus = min(flow_core, dense)
     flow = min(flow_core, 1.0 - dense)
     # DISTRACTED: hopping every few seconds, seen in the window or over the last minute
     # ... or over the last minutes while the last minute still has a switch or two: hopping
     # that slows for a minute (half a minute on one video) has not stopped
-    distracted_held = min(
-        _distracted(c, cfg), up(m.switches_per_min, cfg.distracted_hold_spm), 1.0 - flow_core
+    distracted_held = t.all(
+        "distracted_held",
+        minutes=_distracted(c, cfg),
+        minute_switches=up(m.switches_per_min, cfg.distracted_hold_spm),
+        not_focused=1.0 - flow_core,
     )
-    distracted = max(_distracted(f, cfg), _distracted(m, cfg), distracted_held)
-    switching = max(_switching(f, cfg), _switching(m, cfg))
+    distracted = t.any(
+        "distracted",
+        window=_distracted(f, cfg),
+        minute=_distracted(m, cfg),
+        held=distracted_held,
+    )
+    switching = t.any("switching", window=_switching(f, cfg), minute=_switching(m, cfg))
     # attending a meeting: the last minutes in a call, the person back after pause upon pause
-    attending = min(up(c.comm_share, cfg.attend_comm_share), up(ctx.returns, cfg.attend_returns))
-    engaged = max(_engaged(f, cfg), _engaged(m, cfg), attending)
+    attending = t.all(
+        "attending",
+        call=up(c.comm_share, cfg.attend_comm_share),
+        returns=up(ctx.returns, cfg.attend_returns),
+    )
+    engaged = t.any(
+        "engaged", window=_engaged(f, cfg), minute=_engaged(m, cfg), attending=attending
+    )
     # TRANSITIONING: a switch every minute or so over the last minutes, no app settled in,
     # not hopping, not focused typing
-    transitioning = min(
-        up(c.unsettled_switches_per_min, cfg.transition_spm),
-        up(m.switches_per_min, cfg.transition_recent_spm),
-        down(m.switches_per_min, cfg.transition_max_spm),
-        1.0 - switching,
-        1.0 - flow_core,
-        1.0 - attending,
-        engaged,
+    transitioning = t.all(
+        "transitioning",
+        rate=up(c.unsettled_switches_per_min, cfg.transition_spm),
+        recent=up(m.switches_per_min, cfg.transition_recent_spm),
+        not_hopping=down(m.switches_per_min, cfg.transition_max_spm),
+        not_switching=1.0 - switching,
+        not_focused=1.0 - flow_core,
+        not_attending=1.0 - attending,
+        engaged=engaged,
     )
     # IDLE: a silence; inside focused work a thinking pause may last longer, in a meeting
     # longer still (but a minute of silence is IDLE whatever came before)
-    focused_before = max(_focused_typing(c, cfg, k), _sustained_typing(c, cfg, k))
-    idle = max(
-        (1.0 - attending)
+    focused_before = t.one(
+        "focused_before", max(_focused_typing(c, cfg, k), _sustained_typing(c, cfg, k))
+    )
+    idle = t.any(
+        "idle",
+        silence=(1.0 - attending)
         * max(
             (1.0 - focused_before) * up(ctx.silence_s, cfg.idle_silence_s),
             up(ctx.silence_s, cfg.focus_idle_silence_s),
         ),
-        up(ctx.silence_s, cfg.attend_idle_silence_s),
+        long_silence=up(ctx.silence_s, cfg.attend_idle_silence_s),
     )
     neutral = min(engaged, 1.0 - max(idle, distracted, flow_core, transitioning))
 
@@ -538,7 +601,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         second = max(v for s, v in scores if s not in FOCUSED)
     else:
         second = ranked[1][1]
-    return Classification(best_state, _unit(best - 0.5 * second), scores, margin)
+    return Classification(best_state, _unit(best - 0.5 * second), scores, margin, tuple(t.items))
 
 
 def _unit(x: float) -> float:
@@ -570,6 +633,8 @@ class TrackerStep:
     transition: Transition | None = None
     accepted: bool = True
     """False when the window was ignored (not after the previous one)."""
+    pending: tuple[tuple[FocusState, float, int, float], ...] = ()
+    """(state, evidence, votes, evidence needed) of every change under way after this window."""
 
 
 QUICK = frozenset({FocusState.IDLE, FocusState.DISTRACTED})
@@ -735,4 +800,9 @@ class StateTracker:
         state = self.state
         assert state is not None
         confidence = full.confidence if raw is state else full.score(state)
-        return TrackerStep(state, confidence, raw, window_end - self.since, transition)
+        pending = tuple(
+            (s, e, self.votes.get(s, 0), self.need(state, s)) for s, e in self.evidence.items()
+        )
+        return TrackerStep(
+            state, confidence, raw, window_end - self.since, transition, True, pending
+        )

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "AnalysisEngine on the events' timestamps, as fast as the CPU allows. Prints one "
             'JSON object per analysed window: {"window_end", "state", "confidence", '
             '"raw_state", "time_in_state_s", "host_id", "window_start"}. Nothing is stored '
-            "unless --state-dir is given."
+            'unless --state-dir is given. With --explain every line also has an "explain" object.'
         ),
     )
     p.add_argument("input", nargs="?", default="-", help="NDJSON file, or - for stdin (default)")
@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="store the events in this directory's database and start from (and update) the "
         "typing baseline kept there (default: store nothing, start from the population "
         "baseline)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add to every line why the window got its state: the six scores, the named rule "
+        "terms, the person's baseline, the tracker's evidence and the features of the three "
+        "spans (docs/ANALYSIS.md §8)",
     )
     p.set_defaults(func=run)
 
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             hint="give --state-dir a directory you can write, or leave it out to store nothing",
         )
     if args.input == "-":
-        return asyncio.run(_replay(config, sys.stdin.buffer, state_dir))
+        return asyncio.run(_replay(config, sys.stdin.buffer, state_dir, args.explain))
     path = Path(args.input).expanduser()
     try:
         stream = path.open("rb")
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             f"cannot read {path}: {exc.strerror or exc}; give an NDJSON capture file or - for stdin"
         ) from None
     with stream:
-        return asyncio.run(_replay(config, stream, state_dir))
+        return asyncio.run(_replay(config, stream, state_dir, args.explain))
 
 
 class _Input:
@@ -137,22 +144,57 @@ class _Input:
         return ev
 
 
-def _line(result: WindowResult, host_id: str) -> bytes:
+def _line(result: WindowResult, host_id: str, explain: bool = False) -> bytes:
     step = result.step
-    return orjson.dumps(
-        {
-            "window_end": result.window_end,
-            "state": step.state.value,
-            "confidence": round(step.confidence, 4),
-            "raw_state": result.full.state.value,
-            "time_in_state_s": round(step.time_in_state_s, 3),
-            "host_id": host_id,
-            "window_start": result.window_start,
-        }
-    )
+    line: dict[str, Any] = {
+        "window_end": result.window_end,
+        "state": step.state.value,
+        "confidence": round(step.confidence, 4),
+        "raw_state": result.full.state.value,
+        "time_in_state_s": round(step.time_in_state_s, 3),
+        "host_id": host_id,
+        "window_start": result.window_start,
+    }
+    if explain:
+        line["explain"] = _explain(result)
+    return orjson.dumps(line)
 
 
-async def _replay(config: Config, stream: IO[bytes], state_dir: Path | None) -> int:
+def _explain(result: WindowResult) -> dict[str, Any]:
+    """Why the window got its state (docs/ANALYSIS.md §8)."""
+    full, ctx, step = result.full, result.context, result.step
+    rhythm = ctx.flow_rhythm
+    return {
+        "scores": {s.value: round(v, 4) for s, v in full.scores},
+        "margin": round(full.decisiveness, 4),
+        "terms": {name: round(v, 4) for name, v in full.terms},
+        "person": {
+            "scale": round(ctx.scale, 4),
+            "flow_duty": round(ctx.flow_duty, 4),
+            "flow_rhythm": None if rhythm is None else [round(rhythm[0], 2), round(rhythm[1], 4)],
+        },
+        "context": {
+            "silence_s": round(ctx.silence_s, 3),
+            "hyperfocus_s": None if ctx.hyperfocus_s is None else round(ctx.hyperfocus_s, 3),
+            "in_session": ctx.in_session,
+            "watched_s": round(ctx.watched_s, 3) if math.isfinite(ctx.watched_s) else None,
+            "returns": ctx.returns,
+        },
+        "pending": {
+            s.value: {"evidence": round(e, 4), "votes": votes, "need": need}
+            for s, e, votes, need in step.pending
+        },
+        "features": {
+            "window": dict(result.features.as_pairs()),
+            "medium": dict(ctx.medium.as_pairs()),
+            "long": dict(ctx.long.as_pairs()),
+        },
+    }
+
+
+async def _replay(
+    config: Config, stream: IO[bytes], state_dir: Path | None, explain: bool = False
+) -> int:
     now = -math.inf
     storage = Storage(config.storage, state_dir, clock=lambda: now)
     engine = AnalysisEngine(config.analysis)
@@ -172,7 +214,7 @@ async def _replay(config: Config, stream: IO[bytes], state_dir: Path | None) -> 
         for batch in batches:
             result = engine.process(batch)
             if result is not None:
-                out.write(_line(result, batch.host_id) + b"\n")
+                out.write(_line(result, batch.host_id, explain) + b"\n")
 
     async def flush() -> None:
         if state_dir is not None and pending:

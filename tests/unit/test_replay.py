@@ -164,3 +164,68 @@ def test_replay_stores_nothing_unless_state_dir(tmp_path: Path) -> None:
         assert db.execute("select count(*) from events").fetchone()[0] == len(evs)
     finally:
         db.close()
+
+
+TIE = ("IDLE", "DISTRACTED", "HYPERFOCUS", "FLOW", "TRANSITIONING", "NEUTRAL")
+
+
+def _check_terms(t: dict[str, float]) -> None:
+    """Every combined term is the min (AND) or max (OR) of its named parts."""
+    parts: dict[str, list[float]] = {}
+    for name, v in t.items():
+        if "." in name:
+            parts.setdefault(name.split(".")[0], []).append(v)
+    ors = {"settled", "distracted", "switching", "engaged", "idle"}
+    assert {"flow_now", "flow_held", "flow_core", "transitioning", "idle"} <= set(parts)
+    for name, vs in parts.items():
+        want = max(vs) if name in ors else min(vs)
+        assert t[name] == pytest.approx(want, abs=1e-4), name
+
+
+def test_replay_explain_says_why_each_window_got_its_state(tmp_path: Path) -> None:
+    f = tmp_path / "cap.ndjson"
+    f.write_bytes(ndjson(capture("flow")))  # 4 min NEUTRAL, 20 min FLOW, 4 min NEUTRAL
+    plain = replay(tmp_path, str(f))
+    proc = replay(tmp_path, "--explain", str(f))
+    assert proc.returncode == 0, proc.stderr
+    out = lines(proc.stdout)
+    # the same lines as without --explain, each with one more key
+    assert [{k: v for k, v in o.items() if k != "explain"} for o in out] == lines(plain.stdout)
+    assert "explain" not in lines(plain.stdout)[0]
+    for o in out:
+        x = o["explain"]
+        s, t = x["scores"], x["terms"]
+        assert tuple(s) == TIE
+        best = max(s.values())
+        assert o["raw_state"] == next(k for k in TIE if s[k] == best)
+        _check_terms(t)
+        # the scores are made of the terms shown
+        a = 2e-4
+        assert s["HYPERFOCUS"] == pytest.approx(min(t["flow_core"], t["dense"]), abs=a)
+        assert s["FLOW"] == pytest.approx(min(t["flow_core"], 1 - t["dense"]), abs=a)
+        assert s["DISTRACTED"] == pytest.approx(t["distracted"], abs=a)
+        assert s["TRANSITIONING"] == pytest.approx(t["transitioning"], abs=a)
+        assert s["IDLE"] == pytest.approx(t["idle"], abs=a)
+        others = max(t["idle"], t["distracted"], t["flow_core"], t["transitioning"])
+        assert s["NEUTRAL"] == pytest.approx(min(t["engaged"], 1 - others), abs=a)
+        assert t["flow_core.focused"] == pytest.approx(max(t["flow_now"], t["flow_held"]), abs=a)
+        # the three spans end at the window's end: 30 s, a minute, four minutes at most
+        spans = x["features"]
+        assert spans["window"]["duration_s"] == 30
+        assert 30 <= spans["medium"]["duration_s"] <= 60 <= spans["long"]["duration_s"] <= 240
+        assert 0 < x["person"]["flow_duty"] < 1 and x["person"]["scale"] > 0
+        assert x["context"]["silence_s"] >= 0
+        for p in x["pending"].values():
+            # a change with two votes and its evidence would have been made
+            assert p["votes"] >= 1 and p["evidence"] > 0
+            assert p["votes"] < 2 or p["evidence"] < p["need"]
+    # the change into FLOW was under way in the window before it, and done in it
+    i = next(i for i, o in enumerate(out) if o["state"] == "FLOW")
+    before = out[i - 1]["explain"]["pending"]
+    assert before["FLOW"]["votes"] >= 1 and out[i - 1]["raw_state"] == "FLOW"
+    assert "FLOW" not in out[i]["explain"]["pending"]
+    assert out[i]["explain"]["terms"]["flow_core"] > 0.5
+    # in NEUTRAL before it, flow_now was held back by something named
+    first = out[3]["explain"]["terms"]
+    assert out[3]["state"] == "NEUTRAL"
+    assert min(v for k, v in first.items() if k.startswith("flow_now.")) == first["flow_now"]
