@@ -29,8 +29,8 @@ Scoring (issue 8):
   reported under ``by_activity``: reading and design count as right when FLOW or NEUTRAL);
 * ``flaps_per_hour``: changes of ``state`` per hour inside the steady 40-minute segment of the
   ``flow40``/``neutral40``/``distracted40``/``idle40`` traces (the tuning family's own
-  ``steady_*`` scripts where it has them), from 120 s after its start (mean per state; the worst
-  trace too);
+  ``steady_*`` scripts where it has them, and its ``words_flow40`` and 80-minute
+  ``words_long_flow``), from 120 s after its start (mean per state; the worst trace too);
 * ``latency_p90_s``: for every scripted change of state, the time from the change to the first
   window ending after it whose ``state`` is the new one (a change never reported before the
   segment ends counts as infinitely late; p90 is then ``null`` if more than 10 % were missed; a
@@ -106,9 +106,11 @@ STEADY = {
     "words_steady_flow": "FLOW",
     "words_steady_neutral": "NEUTRAL",
     "words_steady_distracted": "DISTRACTED",
+    "words_flow40": "FLOW",
+    "words_long_flow": "FLOW",
 }
-"""Scripts with a steady 40-minute segment (its state): state changes per hour."""
-FLOW40 = ("flow40", "steady_flow", "words_steady_flow")
+"""Scripts with a steady segment of 40 minutes or more (its state): state changes per hour."""
+FLOW40 = ("flow40", "steady_flow", "words_steady_flow", "words_flow40")
 """Scripts with a 40-minute flow: an unbroken 15 minutes of FLOW time in state?"""
 HYPER100 = ("hyperfocus100", "long_hyperfocus", "words_long_hyperfocus")
 """Scripts with a 100-minute hyperfocus: 90 minutes of HYPERFOCUS time in state?"""
