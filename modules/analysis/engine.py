@@ -233,7 +233,11 @@ class WindowAnalyzer:
         """The flow duty the rules judge with: the learnt one, with the pending observations
         that are no denser than it (a lighter flow is learnt at once, so a new user's own flow
         soon replaces the prior; a denser one only once confirmed, so the first minutes of a
-        session misread as FLOW cannot raise the bar it has to pass)."""
+        session misread as FLOW cannot raise the bar it has to pass).  While none of this
+        person's flow has been learnt, every pending observation counts: the prior is a guess,
+        not their flow, and their own flow denser than it is no session (docs §3.1)."""
+        if not any(self.baseline.duty_hist):
+            return self.baseline.flow_duty_with(d for _, d in self._pending_flow)
         return self.baseline.flow_duty_with(self._lighter_pending())
 
     def _hyperfocus_s(self, window_end: float) -> float | None:

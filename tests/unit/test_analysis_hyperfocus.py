@@ -18,6 +18,7 @@ from hw_sim.scenarios import (
     DEFAULT_START,
     WORDS_FLOW,
     WORDS_HYPERFOCUS,
+    WORDS_NEUTRAL,
     Perturb,
     Segment,
     generate,
@@ -469,3 +470,35 @@ def test_a_new_users_quicker_steadier_session_after_a_short_light_flow_is_seen()
         share = session.count(S.HYPERFOCUS) / len(session)
         assert share >= 0.5, (seed, iki, share)
         assert session[-1] is S.HYPERFOCUS
+
+
+def test_a_new_users_flow_denser_than_the_prior_is_not_a_session() -> None:
+    """A new 250 ms typist, three minutes of e-mail, then forty of flow whose duty (~0.78) is
+    above the population prior (0.7): judged against the prior until the first observation was
+    confirmed, the flow read HYPERFOCUS from its fourth minute on (84 % of its windows) and the
+    session hold kept it there.  Until something of the person's own flow is learnt, every
+    provisional observation counts, the denser ones too."""
+    sc = generate(
+        "first flow",
+        (Segment(S.NEUTRAL, 3, WORDS_NEUTRAL), Segment(S.FLOW, 40, WORDS_FLOW)),
+        seed=1,
+        perturb=Perturb(iki=1.67),
+    )
+    flow = sc.truth[1]
+    an = WindowAnalyzer()
+    prior = an.baseline.flow_duty
+    states, raised = [], False
+    for b in windows(sc.raw_events(), sc.start, sc.end):
+        nothing_learnt = not any(an.baseline.duty_hist)
+        every = an.baseline.flow_duty_with(d for _, d in an._pending_flow)
+        r = an.analyze(b.window_start, b.window_end, b.events)
+        if b.window_start >= flow.start and b.window_end >= flow.start + 60:
+            states.append(r.step.state)
+        if nothing_learnt:
+            # nothing learnt yet: the rules see the denser provisional observations too
+            assert r.context.flow_duty == pytest.approx(every)
+            raised |= every > prior + 0.02
+    assert raised, "the case has a flow denser than the prior"
+    assert an.baseline.flow_windows > 0  # and its flow was learnt in the end
+    assert states.count(S.FLOW) / len(states) >= 0.9
+    assert states.count(S.HYPERFOCUS) / len(states) <= 0.05
