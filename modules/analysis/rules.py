@@ -390,6 +390,16 @@ def _non_work(x: WindowFeatures) -> float:
     return min(x.comm_share + x.leisure_share + 0.5 * x.browser_share, 1.0)
 
 
+def _keyboard_work(x: WindowFeatures, cfg: AnalysisConfig) -> dict[str, float]:
+    """Keyboard work in one work app over ``x``: mostly one app, little pointer, little time in
+    apps that are not work (the parts ``one_app``, ``pointer``, ``non_work`` of a rule)."""
+    return {
+        "one_app": up(x.dominant_app_share, cfg.one_app_share),
+        "pointer": down(x.pointer_frac, cfg.flow_pointer),
+        "non_work": down(_non_work(x), cfg.flow_non_work),
+    }
+
+
 def _switching(x: WindowFeatures, cfg: AnalysisConfig) -> float:
     return min(up(x.switches_per_min, cfg.hop_spm), up(x.dominant_app_share, cfg.hop_app_share))
 
@@ -452,9 +462,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     flow_now = t.all(
         "flow_now",
         typing=_focused_typing(m, cfg, k),
-        one_app=up(m.dominant_app_share, cfg.one_app_share),
-        pointer=down(m.pointer_frac, cfg.flow_pointer),
-        non_work=down(_non_work(m), cfg.flow_non_work),
+        **_keyboard_work(m, cfg),
         settled=settled,
     )
     # a thinking pause inside focused work: the last minutes were focused typing and nothing
@@ -463,9 +471,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     flow_held = t.all(
         "flow_held",
         typing=_sustained_typing(c, cfg, k),
-        one_app=up(c.dominant_app_share, cfg.one_app_share),
-        pointer=down(c.pointer_frac, cfg.flow_pointer),
-        non_work=down(_non_work(c), cfg.flow_non_work),
+        **_keyboard_work(c, cfg),
         settled=up(c.dominant_app_share, cfg.settled_app_share),
         minute_pointer=down(m.pointer_frac, cfg.hold_pointer),
         minute_switches=down(m.new_switches_per_min, cfg.hold_spm),
