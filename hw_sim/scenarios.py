@@ -617,9 +617,9 @@ SCRIPTS: dict[str, tuple[Segment, ...]] = {
         Segment(H, 100, WORDS_HYPERFOCUS),
         Segment(N, 3, WORDS_NEUTRAL),
     ),
-    # a new user's first flow after a few minutes of e-mail: until their flow is learnt its
-    # duty is judged against the population prior (a slow typist's flow misread as a session
-    # from minute 4-6 is then held, docs/ANALYSIS.md §7 (d)); and a flow longer than any
+    # a new user's first flow after a few minutes of e-mail, judged before any of their flow is
+    # learnt (a slow typist's flow denser than the population prior read as a session from its
+    # fourth minute, docs/ANALYSIS.md §7, thirteenth round); and a flow longer than any
     # hyperfocus onset, which must not become one by lasting alone
     "words_flow40": (Segment(N, 3, WORDS_NEUTRAL), Segment(F, 40, WORDS_FLOW)),
     "words_long_flow": (
