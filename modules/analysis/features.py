@@ -92,6 +92,7 @@ class WindowFeatures:
     visit_min_s: float = 0.0
     rapid_switch_ratio: float = 0.0
     dominant_app_share: float = 1.0
+    front_visit_s: float = 0.0
     work_share: float = 0.0
     comm_share: float = 0.0
     browser_share: float = 0.0
@@ -386,5 +387,6 @@ def compute_features(
         distinct_categories=float(len(categories)),
         idle_frac=min(idle_s / duration, 1.0),
         quiet_tail_s=min(max(quiet_tail, 0.0), duration),
+        front_visit_s=max(end - since, 0.0) if since is not None else 0.0,
         input_per_min=len(inputs) * per_min,
     )

@@ -174,6 +174,7 @@ class AnalysisConfig:
     brisk_excess: Ramp = (-0.05, 0.05)
     dense_hold_app_share: Ramp = (0.6, 0.8)
     dense_app_share: Ramp = (0.85, 0.95)
+    hyperfocus_stay_s: Ramp = (900.0, 1200.0)
     hop_spm: Ramp = (3.0, 6.0)
     hop_app_share: Ramp = (0.75, 0.55)
     erratic_rcv: Ramp = (0.7, 1.0)
@@ -532,7 +533,15 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         minutes=up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),
         brisker=brisker,
     )
-    dense = t.one("dense", max(dense_c, onset))
+    # ... or lasting: one app in front for 15-20 minutes without a trip away, typed no
+    # lighter than their flow (SPEC §4: "lasts"; every family's flow has a trip every few
+    # minutes, its sessions hardly any), when density and rhythm cannot tell them apart
+    lasting = t.all(
+        "lasting",
+        stay=up(c.front_visit_s, cfg.hyperfocus_stay_s),
+        density=up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
+    )
+    dense = t.one("dense", max(dense_c, onset, lasting))
     hyperfocus = min(flow_core, dense)
     flow = min(flow_core, 1.0 - dense)
     # DISTRACTED: hopping every few seconds, seen in the window or over the last minute

