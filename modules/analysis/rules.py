@@ -504,6 +504,8 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
         # resuming a session after a lighter stretch is staying, not a new onset
         brisker = t.one("brisker", 1.0 if ctx.in_session else _brisker(c, cfg, ctx.flow_rhythm))
         dense_c = t.one("dense_minutes", min(_dense(c, cfg, ctx.flow_duty), brisker))
+    excess_c = _excess(c, ctx.flow_duty)
+    no_lighter = up(excess_c, cfg.brisk_excess)  # than the person's flow, over C
     gain = _gain(c, cfg, ctx.flow_rhythm)
     if gain is not None:
         # ... or clearly quicker and steadier than their flow over the last minutes and no
@@ -520,7 +522,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
                     gain[0] + gain[1], cfg.brisk_hold_rhythm if staying else cfg.brisk_rhythm
                 ),
                 steadier=up(gain[1], cfg.brisk_steadier),
-                density=up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
+                density=no_lighter,
                 one_app=up(
                     c.dominant_app_share,
                     cfg.dense_hold_app_share if staying or ctx.in_session else cfg.dense_app_share,
@@ -530,7 +532,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     onset = t.all(
         "onset",
         minute=_dense(m, cfg, ctx.flow_duty),
-        minutes=up(_excess(c, ctx.flow_duty), cfg.dense_onset_excess),
+        minutes=up(excess_c, cfg.dense_onset_excess),
         brisker=brisker,
     )
     # ... or lasting: one app in front for 15-20 minutes without a trip away, typed no
@@ -539,7 +541,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
     lasting = t.all(
         "lasting",
         stay=up(c.front_visit_s, cfg.hyperfocus_stay_s),
-        density=up(_excess(c, ctx.flow_duty), cfg.brisk_excess),
+        density=no_lighter,
     )
     dense = t.one("dense", max(dense_c, onset, lasting))
     hyperfocus = min(flow_core, dense)
