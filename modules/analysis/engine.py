@@ -4,6 +4,7 @@ kept in Storage's state (the package docstring, ``modules.analysis``, has the wh
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 from collections import deque
@@ -81,6 +82,10 @@ def _key(e: RawEvent) -> tuple[str, int, float, str]:
     return (e.session_id, e.seq, e.ts, e.kind)
 
 
+def _ts_seq(e: RawEvent) -> tuple[float, int]:
+    return (e.ts, e.seq)
+
+
 class WindowAnalyzer:
     """Features → rules → stability for the windows of one host (no bus, no clock).
 
@@ -131,8 +136,8 @@ class WindowAnalyzer:
         # M is never shorter than the window, C never shorter than two M
         m_from = max(window_end - cfg.focus_s, min(watched, window_start))
         c_from = max(window_end - cfg.context_s, min(watched, window_end - 2 * cfg.focus_s))
-        medium = compute_features(self._events, m_from, window_end, self.params, focus)
-        long = compute_features(self._events, c_from, window_end, self.params, focus)
+        medium = self._span_features(m_from, window_end, focus)
+        long = self._span_features(c_from, window_end, focus)
         last = self._last_input if self._last_input is not None else self._first_start
         silence = min(max(window_end - last, 0.0), 1e9)
         while self._returns and self._returns[0] < window_end - cfg.context_s:
@@ -252,27 +257,38 @@ class WindowAnalyzer:
         learnt = self.baseline.flow_duty
         return [d for _, d in self._pending_flow if d <= learnt]
 
+    def _span_features(self, start: float, end: float, focus: list[RawEvent]) -> WindowFeatures:
+        """Features of the kept events from ``start`` to ``end``: the same as handing all of
+        them to :func:`compute_features` (which reads the events before ``start`` only for
+        the app in front), without scanning the minutes before the span for each span."""
+        cut = bisect.bisect_left(self._events, start, key=lambda e: e.ts)
+        before = [e for e in self._events[:cut] if e.kind == "focus"]
+        return compute_features(self._events[cut:], start, end, self.params, [*focus, *before])
+
     def _remember(self, events: tuple[RawEvent, ...], window_end: float) -> None:
         keep_from = window_end - max(self.config.context_s, self.config.focus_s) - 1.0
-        new = [
-            e
-            for e in events
-            if isinstance(e.ts, (int, float))
-            and math.isfinite(e.ts)
-            and e.ts >= keep_from
-            and _key(e) not in self._event_keys
-        ]
+        fresh: dict[tuple[str, int, float, str], RawEvent] = {}
+        for e in events:  # each event not kept yet, once (a batch may repeat one)
+            if isinstance(e.ts, (int, float)) and math.isfinite(e.ts) and e.ts >= keep_from:
+                k = _key(e)
+                if k not in self._event_keys and k not in fresh:
+                    fresh[k] = e
+        new = list(fresh.values())
         if new:
-            new.sort(key=lambda e: (e.ts, e.seq))
+            new.sort(key=_ts_seq)
             for e in new:
                 self._note_input(e)
+            # a window's new events mostly follow the kept ones: sort only when they do not
+            late = bool(self._events) and _ts_seq(new[0]) < _ts_seq(self._events[-1])
             self._events.extend(new)
-            self._events.sort(key=lambda e: (e.ts, e.seq))
-        if self._events and self._events[0].ts < keep_from:
-            self._events = [e for e in self._events if e.ts >= keep_from]
-            self._event_keys = {_key(e) for e in self._events}
-        else:
-            self._event_keys.update(_key(e) for e in new)
+            if late:
+                self._events.sort(key=_ts_seq)
+            self._event_keys.update(fresh)
+        # the kept events are in ts order: drop the head older than the context
+        cut = bisect.bisect_left(self._events, keep_from, key=lambda e: e.ts)
+        if cut:
+            self._event_keys.difference_update(_key(e) for e in self._events[:cut])
+            del self._events[:cut]
 
     def _note_input(self, e: RawEvent) -> None:
         """Deliberate input: a key, a switch to another app, a scroll, a click, or a pointer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,6 +118,22 @@ def test_unsorted_duplicate_and_identical_timestamps_give_the_same_features(
 
 
 @settings(max_examples=100, deadline=None)
+@given(st.lists(wellformed_events(), min_size=2, max_size=30), st.randoms(use_true_random=False))
+def test_events_tied_on_ts_seq_and_kind_give_the_same_features_in_any_order(
+    events: list[RawEvent], rnd: random.Random
+) -> None:
+    # a host that repeats a seq at one instant: only the attributes tell such events apart,
+    # and the features must not depend on which of them arrived first (in the span and as
+    # the earlier focus that says which app was in front at its start)
+    tied = [dataclasses.replace(e, ts=T0 + 5.0 * (i % 3), seq=7) for i, e in enumerate(events)]
+    shuffled = rnd.sample(tied, len(tied))
+    for start in (T0, T0 + 1.0):
+        f = compute_features(tied, start, T0 + 30)
+        check_features(f)
+        assert compute_features(shuffled, start, T0 + 30) == f
+
+
+@settings(max_examples=100, deadline=None)
 @given(
     st.builds(
         WindowFeatures,
@@ -197,3 +214,40 @@ def test_analyzer_time_in_state_is_event_time(batches: list[list[RawEvent]]) -> 
         check_classification(r.full)
         complete = r.complete()
         assert complete.window_end == end and 0.0 <= complete.confidence <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.floats(min_value=-300.0, max_value=0.0),
+                st.integers(1, 50),
+                st.sampled_from(["key", "mouse", "focus"]),
+            ),
+            max_size=25,
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_analyzer_keeps_every_recent_event_once_and_in_order(
+    batches: list[list[tuple[float, int, str]]],
+) -> None:
+    """Batches overlap and may bring events older than ones already kept (a late host): the
+    kept events stay sorted by (ts, seq), each once, exactly those of the last minutes."""
+    analyzer = WindowAnalyzer()
+    seen: dict[tuple[str, int, float, str], RawEvent] = {}
+    end = T0
+    for batch in batches:
+        end += 10.0
+        events = tuple(RawEvent("h", "s", seq, kind, end + dt) for dt, seq, kind in batch)
+        analyzer.analyze(end - 30.0, end, events)
+        for e in events:
+            seen.setdefault((e.session_id, e.seq, e.ts, e.kind), e)
+        kept = analyzer._events
+        keep_from = end - max(CFG.context_s, CFG.focus_s) - 1.0
+        assert [(e.ts, e.seq) for e in kept] == sorted((e.ts, e.seq) for e in kept)
+        assert analyzer._event_keys == {(e.session_id, e.seq, e.ts, e.kind) for e in kept}
+        assert len(analyzer._event_keys) == len(kept)
+        assert analyzer._event_keys == {k for k in seen if k[2] >= keep_from}
