@@ -1,6 +1,6 @@
-"""Analysis benchmark: the focus states on three trace families, through ``skelly replay``.
+"""Analysis benchmark: the focus states on four trace families, through ``skelly replay``.
 
-Three families of host captures with a scripted ground truth:
+Four families of host captures with a scripted ground truth:
 
 * ``tuning`` — ``hw_sim.scenarios`` (its public ``scenario``/``generate``): what the rules were
   developed against. Typists are its profiles with the inter-key interval scaled by ``Perturb``
@@ -14,7 +14,11 @@ Three families of host captures with a scripted ground truth:
 * ``holdout`` — ``bench/traces/holdout.py`` (session 9): written from docs/INGEST.md, SPEC §4 and
   the issue alone, without reading the classifier or either other family (a hidden-Markov
   bursty typist with digraph timing and a drifting tempo, minimum-jerk pointer strokes,
-  heavy-tailed app dwells, three host agents). The honest check of rules tuned on the other two.
+  heavy-tailed app dwells, three host agents). Written as the honest check of rules tuned on the
+  other two; since session 10 it has been traced window by window too.
+* ``blind`` — ``bench/traces/blind.py`` (session 15): written the same way as the holdout
+  family, by a helper that read neither the classifier nor any other family. Only its summary
+  figures are looked at: keep it blind (do not trace its windows or tune on it).
 
 Every trace is written as NDJSON (exactly what ``skelly send`` takes) and run through the
 installed ``skelly replay`` as a subprocess, the same windowing and AnalysisEngine code as the
@@ -48,10 +52,10 @@ Scoring (issue 8):
 
 The JSON also has ``targets`` (the issue's) and ``met`` (bool per item, per family). The top-level
 ``accuracy``, ``flaps_per_hour`` and ``latency_p90_s`` are the independent family's (the
-holdout family's are under ``families.holdout``).
+others are under ``families.<name>``).
 
 Usage: ``python bench/analysis.py [--quick] [--seeds N] [--jobs N] [--skelly CMD] [--save DIR]``
-(default: 1 seed, 5 typists per family, ~180 traces; ``--quick``: 3 typists; ``--seeds 2`` gives
+(default: 1 seed, 5 typists per family, ~230 traces; ``--quick``: 3 typists; ``--seeds 2`` gives
 ~32,000 scored windows of the independent family; ``--family independent`` checks one family,
 default ``all``.)
 """
@@ -82,6 +86,7 @@ if not __package__:
     # run as a script, bench/ is first on the path and bench/bus.py would shadow the bus package
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from bench.traces import blind
 from bench.traces import holdout as hold
 from bench.traces import independent as ind
 
@@ -531,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--skelly", help="command that runs skelly (default: the installed one)")
     ap.add_argument("--window-s", type=float, default=30.0, help="if replay omits window_start")
-    ap.add_argument("--family", choices=("all", "tuning", "independent", "holdout"), default="all")
+    ap.add_argument(
+        "--family", choices=("all", "tuning", "independent", "holdout", "blind"), default="all"
+    )
     ap.add_argument("--save", type=Path, help="keep traces, truth and replay output here")
     ap.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = ap.parse_args(argv)
@@ -541,10 +548,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.save.mkdir(parents=True, exist_ok=True)
     ind_typists = [p.name for p in ind.PERSONAS]
     hold_typists = [p.name for p in hold.PERSONAS]
+    blind_typists = [p.name for p in blind.PERSONAS]
     tun_typists = list(TUNING_IKI)
     if args.quick:
         ind_typists = [ind_typists[0], ind_typists[2], ind_typists[-1]]
         hold_typists = [hold_typists[0], hold_typists[2], hold_typists[-1]]
+        blind_typists = [blind_typists[0], blind_typists[2], blind_typists[-1]]
         tun_typists = [tun_typists[0], tun_typists[2], tun_typists[-1]]
 
     def progress(msg: str) -> None:
@@ -558,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "tuning": lambda: tuning_cases(seeds, tun_typists),
         "independent": lambda: generated_cases("independent", ind, seeds, ind_typists),
         "holdout": lambda: generated_cases("holdout", hold, seeds, hold_typists),
+        "blind": lambda: generated_cases("blind", blind, seeds, blind_typists),
     }
     for name, make in makers.items():
         if args.family not in ("all", name):
