@@ -238,7 +238,7 @@ def generated_cases(
 ) -> Iterable[Case]:
     """The traces of a generator module with the independent family's API (``PERSONA_BY_NAME``,
     ``family(seeds, personas)`` yielding traces with ``ndjson()`` and a ``truth`` of spans):
-    ``bench/traces/independent.py`` and ``bench/traces/holdout.py``."""
+    ``bench/traces/independent.py``, ``bench/traces/holdout.py`` and ``bench/traces/blind.py``."""
     personas = [gen.PERSONA_BY_NAME[t] for t in typists]
     for tr in gen.family(seeds, personas):
         yield Case(
