@@ -94,6 +94,25 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("skelly: error: valgrind not found; install it (apt-get install valgrind)")
+    if args.against:
+        known = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(ROOT),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                f"{args.against}^{{commit}}",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if known.returncode != 0:
+            raise SystemExit(
+                f"skelly: error: --against {args.against!r} is not a commit of this repository; "
+                "give a commit, branch or tag (git log --oneline lists them)"
+            )
     with tempfile.TemporaryDirectory(prefix="skelly-cost-") as d:
         tmp = Path(d)
         empty = tmp / "empty.ndjson"
@@ -121,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
                     str(other),
                     args.against,
                 ],
-                check=True,
+                check=True,  # the revision was verified above
             )
             try:
                 out["against"] = {"rev": args.against, **measure(other, traces, empty)}
