@@ -135,8 +135,8 @@ _coarse = operator.attrgetter("ts", "seq", "kind")
 def _in_order(events: Iterable[RawEvent]) -> list[RawEvent]:
     """``events`` sorted by :func:`_order`.  Sorted by its first three parts, and by all four
     only when two events tie on those (rare: a host that repeats a seq): the same order,
-    without rendering every event's attributes on every span (that was a third of a
-    replay's time)."""
+    without rendering every event's attributes on every span (the largest single cost a
+    profile of a replay showed)."""
     out = sorted(events, key=_coarse)
     coarse = list(map(_coarse, out))
     if any(map(operator.eq, coarse, coarse[1:])):
@@ -161,8 +161,6 @@ def _held(gaps: Sequence[float]) -> list[bool]:
     held arrow key had a "core IKI" of 25 ms, and that minute, learnt as a typist's flow
     rhythm, made their ordinary flow look slow."""
     out = [False] * len(gaps)
-    if sum(g <= REPEAT_MAX_S for g in gaps) < REPEAT_RUN:
-        return out  # no run is possible (most spans: typing has few gaps this short)
     i = 0
     while i < len(gaps):
         j = i
