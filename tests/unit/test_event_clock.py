@@ -170,8 +170,14 @@ async def _windows_with_host_behind(
 
 def test_windows_follow_a_host_clock_hours_away_from_the_pi(run: Run, tmp_path: Path) -> None:
     batches, sent = run(_windows_with_host_behind(tmp_path / "follow", follow=True))
-    # the windows are cut on the host's time line, 2 h behind the Pi's ...
-    assert all(abs(b.window_end - (time.time() + SKEW)) < 60 for b in batches)
+    # the windows are cut on the host's time line (where its events lie), 2 h behind the Pi's:
+    # judged against the events sent, not against the wall clock now (under emulation on a busy
+    # machine the test itself can take more than a minute)
+    assert all(sent[0] - 3.0 < b.window_end <= sent[-1] + 3.0 + 1.0 for b in batches), (
+        [b.window_end - sent[0] for b in batches],
+        sent[-1] - sent[0],
+    )
+    assert all(b.window_end < time.time() + SKEW / 2 for b in batches)
     # ... and each holds exactly the host's events of its span
     got = [(b.window_end, len(b.events)) for b in batches]
     want = [(b.window_end, sum(b.window_start <= t < b.window_end for t in sent)) for b in batches]
