@@ -51,6 +51,7 @@ SIGNED_RAMPS = frozenset(
         "brisk_hold_rhythm",
         "brisk_steadier",
         "brisk_excess",
+        "fresh_excess",
     }
 )
 """Ramps over a signed quantity (the excess over the person's flow duty is negative when a
@@ -62,6 +63,10 @@ FOCUSED = frozenset({FocusState.FLOW, FocusState.HYPERFOCUS})
 HELD_WATCHED: Ramp = (0.5, 0.75)
 """A thinking pause is held (flow_held) once the host has been watched for this share of
 ``context_s`` (a ramp): "the last minutes were focused typing" needs the minutes."""
+FRESH_FADE_S = 10.0
+"""A fresh visit is judged on the window alone until the medium span covers it: its say
+fades over this long (one window step) once the visit is ``focus_s`` old, when flow_now
+judges the visit on the whole minute."""
 RETURN_GAP_S = 20.0
 """A key, scroll sample or click at least this long after the previous one is a *return*
 (Context.returns, docs §2.1): someone listening in a call comes back three or four times in
@@ -159,6 +164,8 @@ class AnalysisConfig:
     one_app_share: Ramp = (0.5, 0.7)
     settled_app_share: Ramp = (0.65, 0.8)
     settled_long_share: Ramp = (0.8, 0.9)
+    fresh_visit_s: Ramp = (30.0, 40.0)
+    fresh_excess: Ramp = (-0.7, -0.4)
     hold_kpm: Ramp = (50.0, 90.0)
     hold_burst_keys: Ramp = (8.0, 12.0)
     hold_pointer: Ramp = (0.15, 0.3)
@@ -481,11 +488,22 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
             ctx.watched_s, (HELD_WATCHED[0] * cfg.context_s, HELD_WATCHED[1] * cfg.context_s)
         ),
     )
+    # ... or a fresh visit: the app came to the front 30-60 s ago and the whole window in it
+    # was focused typing at about the person's flow density, while the last minute still
+    # holds the app before it (flow_now's settled and one_app cannot see the visit yet)
+    flow_fresh = t.all(
+        "flow_fresh",
+        visit=up(f.front_visit_s, cfg.fresh_visit_s),
+        young=down(f.front_visit_s, (cfg.focus_s, cfg.focus_s + FRESH_FADE_S)),
+        typing=_focused_typing(f, cfg, k),
+        density=up(_excess(f, ctx.flow_duty), cfg.fresh_excess),
+        **_keyboard_work(f, cfg),
+    )
     # ... and, once the person's flow rhythm is known, typing in the last minute not much
     # slower than it: a fluent reply at ordinary pace after flow is ordinary work
     flow_core = t.all(
         "flow_core",
-        focused=max(flow_now, flow_held),
+        focused=max(flow_now, flow_held, flow_fresh),
         own_pace=_own_pace(m, cfg, ctx.flow_rhythm),
     )
     # denser than this person's flow over the last minutes, or over the last minute while the

@@ -261,6 +261,38 @@ def test_switching_every_minute_after_flow_is_transitioning_before_the_four_minu
     assert all(s is S.FLOW for at, s in states if 120 <= at + 600 <= 600), states
 
 
+def _first_raw_flow_after_switch(config: AnalysisConfig) -> float:
+    """Four minutes of e-mail (short bursts, some pointer work) in the mail app, then a
+    switch to the editor and steady typing; seconds from the switch to the first window
+    whose raw state is FLOW."""
+    rng = random.Random(8)
+    switch = T0 + 240
+    events = [focus_ev(T0 + 0.2, "mail", "communication")]
+    u = T0 + 2
+    while u < switch - 8:
+        events += keys([u + 0.18 * k for k in range(10)], seq0=len(events) + 1)
+        events += mouse_run(u + 3, 4)
+        u += 9
+    events.append(focus_ev(switch, "editor"))
+    events += keys(typing(switch + 1, switch + 180, 0.15, rng, pause=1.5), seq0=len(events) + 1)
+    results = run_windows(events, T0, switch + 180, WindowAnalyzer(config))
+    return next(
+        r.window_end - switch
+        for r in results
+        if r.window_end > switch and r.step.raw_state is S.FLOW
+    )
+
+
+def test_flow_after_a_switch_is_seen_before_the_minute_covers_the_new_app() -> None:
+    """The fresh visit (docs §3 flow_fresh): the window after the switch to the editor is
+    all focused typing, the minute still mostly the mail app. Raw FLOW comes 30-40 s after the
+    switch, not once the minute is mostly the editor (50 s or more without the rule)."""
+    with_rule = _first_raw_flow_after_switch(AnalysisConfig())
+    without = _first_raw_flow_after_switch(AnalysisConfig(fresh_visit_s=(1e6, 1e6)))
+    assert with_rule <= 40.0, with_rule
+    assert without >= 50.0, without
+
+
 def test_ordinary_work_after_flow_is_not_read_as_transitioning() -> None:
     """After flow, an e-mail visit of a couple of minutes and back to a document: one switch
     in a while, no rate of its own (it needs two switches after leaving the settled app)."""

@@ -502,6 +502,38 @@ def test_typing_much_slower_than_the_persons_own_flow_is_not_flow() -> None:
     assert held.state is S.FLOW
 
 
+def test_a_fresh_visit_of_focused_typing_is_flow_before_the_minute_covers_it() -> None:
+    """The editor came to the front 40 s ago and the whole window in it is focused typing at
+    the person's flow density, while the last minute is still half the mail app before it:
+    FLOW on the window (flow_fresh, docs §3). Not before the visit fills the window, not at
+    e-mail density, and no more once the minute covers the visit (flow_now judges it then)."""
+    window = dataclasses.replace(FLOW, front_visit_s=40.0, typing_duty=0.7)
+    minute = dataclasses.replace(
+        FLOW,
+        front_visit_s=40.0,
+        typing_duty=0.4,
+        dominant_app_share=0.55,
+        work_share=0.55,
+        comm_share=0.45,
+    )
+
+    def judged(w: WindowFeatures, visit: float) -> Classification:
+        w = dataclasses.replace(w, front_visit_s=visit)
+        m = dataclasses.replace(minute, front_visit_s=visit)
+        return classify(w, CFG, Context(m, m, 0.5, 1.0, 0.7))
+
+    fresh = judged(window, 40.0)
+    assert fresh.state is S.FLOW
+    assert dict(fresh.terms)["flow_fresh"] == 1.0
+    assert dict(fresh.terms)["flow_now"] == 0.0  # the minute alone would not say FLOW
+    assert judged(window, 25.0).state is S.NEUTRAL  # the window still holds the mail app
+    light = dataclasses.replace(window, typing_duty=0.35)  # (0.35 - 0.7) / 0.3 below the ramp
+    assert judged(light, 40.0).state is S.NEUTRAL
+    covered = judged(window, CFG.focus_s + 10.0)
+    assert dict(covered.terms)["flow_fresh"] == 0.0
+    assert covered.state is S.NEUTRAL
+
+
 def test_a_minute_in_the_mail_app_ends_a_held_thinking_pause() -> None:
     """flow_held keeps FLOW through a quiet minute in the same work app, not through a minute
     spent mostly in mail or chat after the last minutes of focused typing."""
