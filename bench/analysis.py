@@ -42,6 +42,8 @@ Scoring (issue 8):
   ``changes_without_windows``); ``latency_raw_p90_s`` the same for the first window whose
   ``raw_state`` (the one window's classification, before the stability rules) is the new one,
   when the replay prints it — the difference is what the stability rules add;
+  ``latency_by_change_s`` the reported latency per kind of change (``"FLOW->NEUTRAL"``: ``n``,
+  ``median``, ``p90``, ``missed``), to see which changes make a state's p90;
 * ``flow15_rate``: share of 40-minute flow segments with an unbroken FLOW time in state of
   >= 15 min; ``hyperfocus90_rate``: share of 100-minute hyperfocus segments reaching 90 min.
   Time in state is ``time_in_state_s`` from the replay (or, without it, the length of the run of
@@ -345,6 +347,7 @@ class Tally:
     activity: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     raw_delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    pair_delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     unobserved: Counter[str] = field(default_factory=Counter)
     flaps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     flow15: list[bool] = field(default_factory=list)
@@ -386,6 +389,7 @@ class Tally:
                 continue
             hit = next((w for w in ws if s0 < w["window_end"] <= s1 and w["state"] == state), None)
             self.delays[state].append(hit["window_end"] - s0 if hit else math.inf)
+            self.pair_delays[f"{before}->{state}"].append(self.delays[state][-1])
             if all("raw_state" in w for w in ws):  # the same for the raw (one-window) state
                 raw = next(
                     (w for w in ws if s0 < w["window_end"] <= s1 and w["raw_state"] == state), None
@@ -462,6 +466,15 @@ class Tally:
             "latency_median_s": {s: _p(self.delays[s], 0.5) for s in STATES if self.delays[s]},
             "latency_raw_p90_s": {
                 s: _p(self.raw_delays[s], 0.9) for s in STATES if self.raw_delays[s]
+            },
+            "latency_by_change_s": {
+                pair: {
+                    "n": len(v),
+                    "median": _p(v, 0.5),
+                    "p90": _p(v, 0.9),
+                    "missed": sum(map(math.isinf, v)),
+                }
+                for pair, v in sorted(self.pair_delays.items())
             },
             "changes": {s: len(self.delays[s]) for s in STATES if self.delays[s]},
             "missed_changes": {

@@ -264,6 +264,21 @@ def test_scoring_the_raw_state_s_latency_apart_from_the_reported_one() -> None:
     assert tally.report()["latency_raw_p90_s"] == {}
 
 
+def test_scoring_latency_per_kind_of_change() -> None:
+    # FLOW -> IDLE reported 30 s after the change, IDLE -> NEUTRAL never
+    truth = [
+        (1000.0, 1120.0, "FLOW", "flow"),
+        (1120.0, 1300.0, "IDLE", "idle"),
+        (1300.0, 1400.0, "NEUTRAL", "neutral"),
+    ]
+    tally = Tally()
+    tally.add(_case("x", truth, ["FLOW"] * 14 + ["IDLE"] * 26), 30.0)
+    by = tally.report()["latency_by_change_s"]
+    assert by["FLOW->IDLE"] == {"n": 1, "median": 30.0, "p90": 30.0, "missed": 0}
+    assert by["IDLE->NEUTRAL"] == {"n": 1, "median": None, "p90": None, "missed": 1}
+    assert set(by) == {"FLOW->IDLE", "IDLE->NEUTRAL"}
+
+
 def test_scoring_a_missed_change_is_infinitely_late() -> None:
     truth = [(1000.0, 1100.0, "FLOW", "flow"), (1100.0, 1400.0, "DISTRACTED", "distracted")]
     tally = Tally()
