@@ -488,7 +488,7 @@ def classify(f: WindowFeatures, cfg: AnalysisConfig, ctx: Context | None = None)
             ctx.watched_s, (HELD_WATCHED[0] * cfg.context_s, HELD_WATCHED[1] * cfg.context_s)
         ),
     )
-    # ... or a fresh visit: the app came to the front 30-60 s ago and the whole window in it
+    # ... or a fresh visit: the app came to the front 30-70 s ago and the whole window in it
     # was focused typing at about the person's flow density, while the last minute still
     # holds the app before it (flow_now's settled and one_app cannot see the visit yet)
     flow_fresh = t.all(
