@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +63,29 @@ def test_bad_environment_override_is_named() -> None:
         load(None, env={"SKELLY_BUS__SEND_TIMEOUT_S": "soon"})
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
+
+
 def test_example_config_loads_and_matches_the_defaults() -> None:
-    example = Path(__file__).resolve().parents[2] / "deploy" / "config.example.toml"
-    assert load(example, env={}) == Config()
+    assert load(EXAMPLE, env={}) == Config()
+
+
+def test_example_config_lists_every_setting() -> None:
+    """The example is where a user looks up a key: every setting of every section is in it
+    (``data_dir`` as a comment, its default depends on how the service runs)."""
+    text = EXAMPLE.read_text()
+    table = tomllib.loads(text)
+    missing = []
+
+    def walk(obj: Any, section: dict[str, Any], path: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                sub = section.get(f.name, {})
+                walk(value, sub if isinstance(sub, dict) else {}, f"{path}{f.name}.")
+            elif f.name not in section:
+                missing.append(path + f.name)
+
+    walk(Config(), table, "")
+    assert missing == ["data_dir"], missing
+    assert "# data_dir = " in text
